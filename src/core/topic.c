@@ -19,9 +19,52 @@ static void err_set(char *err, size_t errlen, const char *msg)
 
 /* ---- MQTT ---------------------------------------------------------------------------- */
 
+/* Code points MQTT says a string should not contain (MQTT 5 §1.5.4): controls and Unicode
+ * non-characters. Brokers such as mosquitto drop the connection over them, so a filter
+ * holding one (often a stray CR or LF from a config file) could never be subscribed. */
+static bool mqtt_code_point_allowed(unsigned long cp)
+{
+	if (cp <= 0x1F || (cp >= 0x7F && cp <= 0x9F))
+		return false;
+	if (cp >= 0xFDD0 && cp <= 0xFDEF)
+		return false;
+	return (cp & 0xFFFE) != 0xFFFE;
+}
+
+/* Decodes the sequence at p, which text_utf8_valid() has already accepted. */
+static unsigned long utf8_decode(const unsigned char *p, size_t *seq_len)
+{
+	if (p[0] < 0x80) {
+		*seq_len = 1;
+		return p[0];
+	}
+	if (p[0] < 0xE0) {
+		*seq_len = 2;
+		return ((unsigned long)(p[0] & 0x1F) << 6) | (p[1] & 0x3F);
+	}
+	if (p[0] < 0xF0) {
+		*seq_len = 3;
+		return ((unsigned long)(p[0] & 0x0F) << 12) | ((unsigned long)(p[1] & 0x3F) << 6) |
+		       (p[2] & 0x3F);
+	}
+	*seq_len = 4;
+	return ((unsigned long)(p[0] & 0x07) << 18) | ((unsigned long)(p[1] & 0x3F) << 12) |
+	       ((unsigned long)(p[2] & 0x3F) << 6) | (p[3] & 0x3F);
+}
+
 static bool mqtt_utf8_string_valid(const char *s, size_t len)
 {
-	return len <= MQTT_TOPIC_MAX && text_utf8_valid(s, len);
+	if (len > MQTT_TOPIC_MAX || !text_utf8_valid(s, len))
+		return false;
+	const unsigned char *p = (const unsigned char *)s;
+	const unsigned char *end = p + len;
+	while (p < end) {
+		size_t n;
+		if (!mqtt_code_point_allowed(utf8_decode(p, &n)))
+			return false;
+		p += n;
+	}
+	return true;
 }
 
 /* Checks wildcard placement level by level over a filter that is already known to be a

@@ -13,7 +13,8 @@
 #define KAFKA_TOPIC_NAME_MAX 249
 
 /* True for a valid MQTT topic filter: non-empty, at most MQTT_TOPIC_MAX bytes, well-formed
- * UTF-8, `+` only as a whole level, `#` only as the whole last level. A filter written as
+ * UTF-8 without control characters (U+0001-U+001F, U+007F-U+009F) or Unicode
+ * non-characters, `+` only as a whole level, `#` only as the whole last level. A filter written as
  * `$share/<group>/<filter>` is a shared subscription and must satisfy the MQTT 5 rules for
  * it (valid group, non-empty filter after it); --mqtt_shared_group is checked separately. */
 bool mqtt_filter_valid(const char *filter);
@@ -28,7 +29,8 @@ bool mqtt_filter_matches(const char *filter, const char *topic);
 /* The filter without a leading `$share/<group>/`; filter itself when it has none. */
 const char *mqtt_filter_unshared(const char *filter);
 
-/* True for a usable --mqtt_shared_group: non-empty UTF-8 without `/`, `+` or `#`. */
+/* True for a usable --mqtt_shared_group: non-empty, without `/`, `+` or `#`, and a valid
+ * MQTT string like a filter (UTF-8, no control characters or non-characters). */
 bool mqtt_shared_group_valid(const char *group);
 
 /* True for a legal Kafka topic name: 1-249 characters of [A-Za-z0-9._-], not "." or "..". */

@@ -174,28 +174,31 @@ static void emit_line(enum log_level level, const char *component, const struct 
 	tbuf_free(&masked);
 }
 
+/* Formats a printf-style message into a heap string (NULL when out of memory). */
+static char *format_message(const char *fmt, va_list ap)
+{
+	va_list copy;
+	va_copy(copy, ap);
+	int n = vsnprintf(NULL, 0, fmt, copy);
+	va_end(copy);
+	char *s = n >= 0 ? malloc((size_t)n + 1) : NULL;
+	if (s)
+		vsnprintf(s, (size_t)n + 1, fmt, ap);
+	return s;
+}
+
 void log_vmsg(enum log_level level, const char *component, const struct log_ctx *ctx,
 	      const char *fmt, va_list ap)
 {
 	if (!log_enabled(level))
 		return;
-	struct tbuf text;
-	tbuf_init(&text);
-	va_list copy;
-	va_copy(copy, ap);
-	int n = vsnprintf(NULL, 0, fmt, copy);
-	va_end(copy);
-	if (n >= 0) {
-		char *s = malloc((size_t)n + 1);
-		if (s) {
-			vsnprintf(s, (size_t)n + 1, fmt, ap);
-			pthread_mutex_lock(&log_lock);
-			emit_line(level, component, ctx, s);
-			pthread_mutex_unlock(&log_lock);
-			free(s);
-		}
-	}
-	tbuf_free(&text);
+	char *s = format_message(fmt, ap);
+	if (!s)
+		return;
+	pthread_mutex_lock(&log_lock);
+	emit_line(level, component, ctx, s);
+	pthread_mutex_unlock(&log_lock);
+	free(s);
 }
 
 void log_msg(enum log_level level, const char *component, const char *fmt, ...)
@@ -231,16 +234,12 @@ void log_limited(enum log_level level, const char *component, const char *fmt, .
 		return;
 	va_list ap;
 	va_start(ap, fmt);
-	struct tbuf text;
-	tbuf_init(&text);
-	int n = vsnprintf(NULL, 0, fmt, ap);
+	char *s = format_message(fmt, ap);
 	va_end(ap);
-	char *s = n >= 0 ? malloc((size_t)n + 1) : NULL;
 	if (!s)
 		return;
-	va_start(ap, fmt);
-	vsnprintf(s, (size_t)n + 1, fmt, ap);
-	va_end(ap);
+	struct tbuf text;
+	tbuf_init(&text);
 
 	uint64_t h = fnv1a(s);
 	int64_t now = clock_mono_ms();
@@ -269,16 +268,12 @@ void log_fatal_line(const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	int n = vsnprintf(NULL, 0, fmt, ap);
+	char *s = format_message(fmt, ap);
 	va_end(ap);
-	char *s = n >= 0 ? malloc((size_t)n + 1) : NULL;
 	if (!s) {
 		fputs("ilagent: error: out of memory\n", stderr);
 		return;
 	}
-	va_start(ap, fmt);
-	vsnprintf(s, (size_t)n + 1, fmt, ap);
-	va_end(ap);
 	/* One line: a message that spans lines would break the "last line" contract. */
 	text_replace_chars(s, "\r\n", ' ');
 	struct tbuf masked;

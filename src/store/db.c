@@ -100,12 +100,19 @@ int store_fail(struct store *st, int rc)
 		text = sqlite3_errstr(rc);
 	snprintf(st->errmsg, sizeof(st->errmsg), "%s", text);
 	int err = store_map_rc(rc);
-	return err ? err : ILA_ERR_STORE;
+	st->last_err = err ? err : ILA_ERR_STORE;
+	return st->last_err;
+}
+
+int store_last_err(const struct store *st)
+{
+	return st->last_err ? st->last_err : ILA_ERR_STORE;
 }
 
 int store_fail_msg(struct store *st, int err, const char *msg)
 {
 	snprintf(st->errmsg, sizeof(st->errmsg), "%s", msg);
+	st->last_err = err;
 	return err;
 }
 
@@ -135,7 +142,8 @@ int store_exec(struct store *st, const char *sql)
 	snprintf(st->errmsg, sizeof(st->errmsg), "%s", err ? err : sqlite3_errstr(rc));
 	sqlite3_free(err);
 	int mapped = store_map_rc(rc);
-	return mapped ? mapped : ILA_ERR_STORE;
+	st->last_err = mapped ? mapped : ILA_ERR_STORE;
+	return st->last_err;
 }
 
 int store_bind_text(sqlite3_stmt *s, int idx, const char *text)

@@ -1,5 +1,6 @@
 #include "store/queue.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -129,7 +130,7 @@ int store_hwm_load(struct store *st)
 		"SELECT max(coalesce((SELECT CAST(val AS INTEGER) FROM ilagent WHERE key = "
 		"'seq_hwm'), 0), coalesce((SELECT max(seq) FROM event_items), 0))");
 	if (!s)
-		return store_map_rc(sqlite3_errcode(st->db)) ?: ILA_ERR_STORE;
+		return store_last_err(st);
 	int rc = sqlite3_step(s);
 	if (rc != SQLITE_ROW) {
 		int err = store_fail(st, rc);
@@ -164,7 +165,7 @@ int store_hwm_flush(struct store *st)
 				     "INSERT INTO ilagent (key, val, created_at) VALUES ('seq_hwm', "
 				     "?1, ?2) ON CONFLICT(key) DO UPDATE SET val = excluded.val");
 	if (!s)
-		return ILA_ERR_STORE;
+		return store_last_err(st);
 	char val[24], now[48];
 	snprintf(val, sizeof(val), "%lld", (long long)st->hwm);
 	clock_db_timestamp(now, sizeof(now));
@@ -191,7 +192,7 @@ static int item_insert_locked(struct store *st, const struct store_new_item *ite
 		"VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, "
 		"?18, 0, 0)");
 	if (!s)
-		return ILA_ERR_STORE;
+		return store_last_err(st);
 	int64_t seq;
 	int err = store_seq_next(st, &seq);
 	if (err)
@@ -252,7 +253,7 @@ static int exec_by_id(struct store *st, sqlite3_stmt *s, const char *id, int64_t
 	if (rc != SQLITE_DONE)
 		return store_fail(st, rc);
 	if (changes)
-		*changes = sqlite3_changes64(st->db);
+		*changes = sqlite3_changes(st->db);
 	return 0;
 }
 
@@ -263,7 +264,7 @@ int store_item_delete(struct store *st, const char *id)
 	if (err)
 		return err;
 	sqlite3_stmt *s = store_stmt(st, SQL_ITEM_DELETE, "DELETE FROM event_items WHERE id = ?1");
-	err = s ? exec_by_id(st, s, id, NULL) : ILA_ERR_STORE;
+	err = s ? exec_by_id(st, s, id, NULL) : store_last_err(st);
 	return store_txn_leave(st, own, err);
 }
 
@@ -273,7 +274,7 @@ static int reschedule_locked(struct store *st, const char *id, const struct stor
 				     "UPDATE event_items SET attempts = ?2, next_attempt_at = ?3, "
 				     "last_status = ?4, last_error = ?5 WHERE id = ?1");
 	if (!s)
-		return ILA_ERR_STORE;
+		return store_last_err(st);
 	store_bind_text(s, 1, id);
 	sqlite3_bind_int64(s, 2, retry->attempts);
 	sqlite3_bind_int64(s, 3, retry->next_attempt_at);
@@ -286,7 +287,7 @@ static int reschedule_locked(struct store *st, const char *id, const struct stor
 	sqlite3_reset(s);
 	if (rc != SQLITE_DONE)
 		return store_fail(st, rc);
-	if (sqlite3_changes64(st->db) == 0)
+	if (sqlite3_changes(st->db) == 0)
 		return store_fail_msg(st, ILA_ERR_NOTFOUND, "no queued item with this id");
 	return 0;
 }
@@ -417,7 +418,7 @@ int store_items_page(struct store *st, int64_t after_seq, size_t limit,
 				     "SELECT " ITEM_COLUMNS " FROM event_items WHERE seq > ?1 "
 				     "ORDER BY seq LIMIT ?2");
 	if (!s)
-		return ILA_ERR_STORE;
+		return store_last_err(st);
 	sqlite3_bind_int64(s, 1, after_seq);
 	sqlite3_bind_int64(s, 2, limit_value(limit));
 	return item_collect(st, s, out);
@@ -432,7 +433,7 @@ int store_items_due(struct store *st, int64_t now_ms, int64_t after_seq, size_t 
 				     "SELECT " ITEM_COLUMNS " FROM event_items WHERE "
 				     "next_attempt_at <= ?1 AND seq > ?2 ORDER BY seq LIMIT ?3");
 	if (!s)
-		return ILA_ERR_STORE;
+		return store_last_err(st);
 	sqlite3_bind_int64(s, 1, now_ms);
 	sqlite3_bind_int64(s, 2, after_seq);
 	sqlite3_bind_int64(s, 3, limit_value(limit));
@@ -462,7 +463,7 @@ int store_item_head(struct store *st, const char *order_key, struct store_item *
 				     "SELECT " ITEM_COLUMNS " FROM event_items INDEXED BY "
 				     "event_items_order WHERE order_key = ?1 ORDER BY seq LIMIT 1");
 	if (!s)
-		return ILA_ERR_STORE;
+		return store_last_err(st);
 	store_bind_text(s, 1, order_key);
 	return item_one(st, s, out);
 }
@@ -473,7 +474,7 @@ int store_item_get(struct store *st, const char *id, struct store_item *out)
 	sqlite3_stmt *s = store_stmt(st, SQL_ITEM_GET,
 				     "SELECT " ITEM_COLUMNS " FROM event_items WHERE id = ?1");
 	if (!s)
-		return ILA_ERR_STORE;
+		return store_last_err(st);
 	store_bind_text(s, 1, id);
 	return item_one(st, s, out);
 }
@@ -494,7 +495,7 @@ int store_items_count(struct store *st, int64_t *count)
 {
 	sqlite3_stmt *s = store_stmt(st, SQL_ITEM_COUNT, "SELECT count(*) FROM event_items");
 	if (!s)
-		return ILA_ERR_STORE;
+		return store_last_err(st);
 	return count_stmt(st, s, count);
 }
 
@@ -506,7 +507,7 @@ static int stats_items(struct store *st, struct store_stats *out)
 		"coalesce(sum(kind = 'heartbeat'), 0), coalesce(sum(kind = 'policy'), 0), "
 		"coalesce(sum(attempts > 0), 0), min(accepted_at) FROM event_items");
 	if (!s)
-		return ILA_ERR_STORE;
+		return store_last_err(st);
 	int rc = sqlite3_step(s);
 	int err = 0;
 	if (rc == SQLITE_ROW) {
@@ -535,12 +536,12 @@ int store_stats_read(struct store *st, struct store_stats *out)
 	if (!err) {
 		sqlite3_stmt *s =
 			store_stmt(st, SQL_STATS_DEAD, "SELECT count(*) FROM dead_letters");
-		err = s ? count_stmt(st, s, &out->dead) : ILA_ERR_STORE;
+		err = s ? count_stmt(st, s, &out->dead) : store_last_err(st);
 	}
 	if (!err) {
 		sqlite3_stmt *s =
 			store_stmt(st, SQL_STATS_MQTT, "SELECT count(*) FROM mqtt_queue");
-		err = s ? count_stmt(st, s, &out->legacy_mqtt_queue) : ILA_ERR_STORE;
+		err = s ? count_stmt(st, s, &out->legacy_mqtt_queue) : store_last_err(st);
 	}
 	return read_leave(st, own, err);
 }

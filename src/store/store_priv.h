@@ -15,7 +15,6 @@ enum store_stmt_id {
 	SQL_ITEM_INSERT,
 	SQL_ITEM_DELETE,
 	SQL_ITEM_RESCHEDULE,
-	SQL_ITEM_EXISTS,
 	SQL_ITEM_PAGE,
 	SQL_ITEM_DUE,
 	SQL_ITEM_HEAD,
@@ -24,8 +23,6 @@ enum store_stmt_id {
 	SQL_STATS_ITEMS,
 	SQL_STATS_DEAD,
 	SQL_STATS_MQTT,
-	SQL_MQTT_PAGE,
-	SQL_MQTT_DELETE,
 	SQL_DEAD_INSERT,
 	SQL_DEAD_COUNT,
 	SQL_DEAD_EVICT,
@@ -53,12 +50,15 @@ struct store {
 	int64_t hwm;
 
 	char errmsg[512];
+	int last_err; /* enum ila_err of the last failure */
 };
 
 /* The statement for id, prepared with sql on first use and reset/unbound on return.
  * NULL on failure, with the error recorded in st->errmsg. */
 sqlite3_stmt *store_stmt(struct store *st, enum store_stmt_id id, const char *sql);
 
+/* The enum ila_err of the last failure recorded on st (ILA_ERR_STORE if none). */
+int store_last_err(const struct store *st);
 /* Records sqlite's current error for rc in st->errmsg and maps rc to an enum ila_err. */
 int store_fail(struct store *st, int rc);
 /* Records a message of our own (no sqlite error behind it). Returns err. */

@@ -487,7 +487,8 @@ static bool read_chunked(struct conn *c, struct tbuf *body)
 		c->pos += (size_t)eol + 2;
 		if (size == 0)
 			break;
-		if (body->len + size > FAKE_MAX_BODY || !conn_need(c, (size_t)size + 2))
+		if (size > FAKE_MAX_BODY || body->len + size > FAKE_MAX_BODY ||
+		    !conn_need(c, (size_t)size + 2))
 			return false;
 		tbuf_append(body, c->buf + c->pos, (size_t)size);
 		c->pos += (size_t)size + 2;

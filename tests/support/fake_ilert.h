@@ -15,7 +15,9 @@ struct fake_reply {
 	const char *retry_after; /* value of a Retry-After header, NULL = none */
 	const char *headers;     /* extra raw header lines "Name: value\r\n...", NULL = none */
 	int delay_ms;            /* wait this long before answering (for timeouts) */
-	bool reset;              /* close the connection with a TCP RST instead of answering */
+	bool reset;              /* close the connection with a TCP RST instead of answering;
+	                          * curl resends a request reset on a reused connection once
+	                          * on a fresh one (PLATFORM.md), which takes the next reply */
 	bool close;              /* answer with "Connection: close", then close the connection */
 };
 

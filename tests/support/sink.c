@@ -108,10 +108,28 @@ static json_t *body_as_json(const struct tbuf *body)
 	const char *data = body->data ? body->data : "";
 	if (text_utf8_valid(data, body->len))
 		return json_stringn(data, body->len);
-	/* Invalid UTF-8 cannot be a JSON string; record it with U+FFFD replacements. */
-	char *clean = text_utf8_sanitize(data, body->len, body->len * 3);
-	json_t *j = clean ? json_string(clean) : NULL;
-	free(clean);
+	/* Invalid UTF-8 cannot be a JSON string: record it with U+FFFD replacements. The
+	 * sanitizer works on C strings, so NUL-separated pieces go through one by one. */
+	struct tbuf clean;
+	tbuf_init(&clean);
+	size_t off = 0;
+	while (off <= body->len) {
+		const char *nul = memchr(data + off, '\0', body->len - off);
+		size_t piece = nul ? (size_t)(nul - (data + off)) : body->len - off;
+		char *fixed = text_utf8_sanitize(data + off, piece, piece * 3);
+		if (!fixed) {
+			tbuf_free(&clean);
+			return NULL;
+		}
+		tbuf_puts(&clean, fixed);
+		free(fixed);
+		if (!nul)
+			break;
+		tbuf_putc(&clean, '\0');
+		off += piece + 1;
+	}
+	json_t *j = clean.oom ? NULL : json_stringn(tbuf_cstr(&clean), clean.len);
+	tbuf_free(&clean);
 	return j;
 }
 

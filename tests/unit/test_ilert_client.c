@@ -6,12 +6,19 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli/config.h"
+#include "core/clock.h"
 #include "core/err.h"
+#include "fake_ilert.h"
 #include "ilert/client.h"
+#include "ilert/heartbeat.h"
+#include "proc.h"
+#include "version.h"
 
 /* Sun, 06 Nov 1994 08:49:37 GMT */
 #define T0_S 784111777LL
@@ -312,6 +319,341 @@ static void test_body_excerpt(void **state)
 	free(got);
 }
 
+/* ---- requests against the fake ilert ---- */
+
+static struct ilert_client *client_to(struct fake_ilert *f, int timeout_s, const char *api_key)
+{
+	struct config cfg;
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.api_url = (char *)fake_ilert_url(f);
+	cfg.beat_url = (char *)fake_ilert_url(f);
+	cfg.api_timeout = timeout_s;
+	cfg.api_key = (char *)api_key;
+	struct ilert_client *c = ilert_client_create(&cfg);
+	assert_non_null(c);
+	return c;
+}
+
+static int fake_setup(void **state)
+{
+	*state = fake_ilert_start();
+	return *state ? 0 : -1;
+}
+
+static int fake_teardown(void **state)
+{
+	fake_ilert_stop(*state);
+	return 0;
+}
+
+static int fake_clear(void **state)
+{
+	fake_ilert_reset(*state);
+	struct fake_reply dflt = { .status = 202, .body = "{}" };
+	fake_ilert_set_default(*state, &dflt);
+	return 0;
+}
+
+static void assert_header(const struct fake_request *r, const char *name, const char *want)
+{
+	char *got = fake_request_header(r, name);
+	if (!want) {
+		if (got)
+			fail_msg("unexpected header %s: %s", name, got);
+		return;
+	}
+	if (!got)
+		fail_msg("missing header %s", name);
+	assert_string_equal(got, want);
+	free(got);
+}
+
+static void test_send_headers_auth_and_keep_alive(void **state)
+{
+	struct fake_ilert *f = *state;
+	struct ilert_client *c = client_to(f, 5, "secret-token-123");
+	int conns_before = fake_ilert_connection_count(f);
+	const char *body = "{\"a\":1}";
+	struct ilert_request req = { .method = ILERT_POST, .path = "/events", .body = body,
+				     .body_len = strlen(body), .auth = true };
+	struct ilert_result res;
+	assert_int_equal(ilert_client_send(c, &req, &res), 0);
+	assert_int_equal(res.status, 202);
+	assert_string_equal(res.body, "{}");
+	assert_int_equal(res.body_len, 2);
+	assert_string_equal(res.error, "");
+	ilert_result_free(&res);
+	req.auth = false;
+	assert_int_equal(ilert_client_send(c, &req, &res), 0);
+	ilert_result_free(&res);
+
+	assert_int_equal(fake_ilert_count(f), 2);
+	struct fake_request *r0 = fake_ilert_request(f, 0), *r1 = fake_ilert_request(f, 1);
+	assert_string_equal(r0->method, "POST");
+	assert_string_equal(r0->target, "/api/events");
+	assert_string_equal(r0->body, body);
+	assert_header(r0, "User-Agent", "ilagent/" ILAGENT_VERSION);
+	assert_header(r0, "Accept", "application/json");
+	assert_header(r0, "Content-Type", "application/json");
+	assert_header(r0, "Authorization", "Bearer secret-token-123");
+	assert_header(r0, "Expect", NULL);
+	assert_header(r1, "Authorization", NULL);
+	assert_header(r1, "User-Agent", "ilagent/" ILAGENT_VERSION);
+	/* One reused keep-alive connection for both requests. */
+	assert_int_equal(r0->connection, r1->connection);
+	assert_int_equal(fake_ilert_connection_count(f), conns_before + 1);
+	fake_request_free(r0);
+	fake_request_free(r1);
+	ilert_client_destroy(c);
+}
+
+static void test_send_auth_without_key_sends_none(void **state)
+{
+	struct fake_ilert *f = *state;
+	struct ilert_client *c = client_to(f, 5, NULL);
+	struct ilert_request req = { .method = ILERT_GET, .path = "/x", .auth = true };
+	struct ilert_result res;
+	assert_int_equal(ilert_client_send(c, &req, &res), 0);
+	ilert_result_free(&res);
+	struct fake_request *r = fake_ilert_request(f, 0);
+	assert_non_null(r);
+	assert_header(r, "Authorization", NULL);
+	fake_request_free(r);
+	ilert_client_destroy(c);
+}
+
+static void test_send_methods(void **state)
+{
+	struct fake_ilert *f = *state;
+	struct ilert_client *c = client_to(f, 5, NULL);
+	struct ilert_result res;
+	struct ilert_request get = { .method = ILERT_GET, .path = "/a?routing-key=x%20y" };
+	struct ilert_request head = { .method = ILERT_HEAD, .base = ILERT_BASE_BEAT,
+				      .path = "/pings/", .key = "k 1" };
+	struct ilert_request put = { .method = ILERT_PUT, .path = "/levels/2", .body = "{\"p\":1}",
+				     .body_len = 7 };
+	struct ilert_request post_empty = { .method = ILERT_POST, .path = "/empty" };
+	const struct ilert_request *reqs[] = { &get, &head, &put, &post_empty, &get };
+	for (size_t i = 0; i < 5; i++) {
+		assert_int_equal(ilert_client_send(c, reqs[i], &res), 0);
+		assert_int_equal(res.status, 202);
+		ilert_result_free(&res);
+	}
+	static const char *const want[][3] = {
+		{ "GET", "/api/a?routing-key=x%20y", "" },
+		{ "HEAD", "/api/pings/k%201", "" },
+		{ "PUT", "/api/levels/2", "{\"p\":1}" },
+		{ "POST", "/api/empty", "" },
+		{ "GET", "/api/a?routing-key=x%20y", "" },
+	};
+	for (int i = 0; i < 5; i++) {
+		struct fake_request *r = fake_ilert_request(f, i);
+		assert_non_null(r);
+		assert_string_equal(r->method, want[i][0]);
+		assert_string_equal(r->target, want[i][1]);
+		assert_string_equal(r->body, want[i][2]);
+		assert_header(r, "Content-Type", "application/json");
+		fake_request_free(r);
+	}
+	ilert_client_destroy(c);
+}
+
+static void test_send_captures_retry_after_and_correlation_id(void **state)
+{
+	struct fake_ilert *f = *state;
+	struct ilert_client *c = client_to(f, 5, NULL);
+	char date[64];
+	time_t later = time(NULL) + 30;
+	struct tm tm;
+	gmtime_r(&later, &tm);
+	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+	struct fake_reply r429 = { .status = 429, .retry_after = "7",
+				   .headers = "Correlation-Id: corr-429\r\n" };
+	struct fake_reply r503 = { .status = 503, .retry_after = date };
+	struct fake_reply bad = { .status = 503, .retry_after = "soon" };
+	struct fake_reply ok = { .status = 202, .headers = "correlation-id: c-202\r\n" };
+	fake_ilert_push(f, &r429);
+	fake_ilert_push(f, &r503);
+	fake_ilert_push(f, &bad);
+	fake_ilert_push(f, &ok);
+	struct ilert_request req = { .method = ILERT_POST, .path = "/events", .body = "{}",
+				     .body_len = 2 };
+	struct ilert_result res;
+
+	assert_int_equal(ilert_client_send(c, &req, &res), 0);
+	assert_int_equal(res.status, 429);
+	assert_int_equal(res.retry_after_ms, 7000);
+	assert_string_equal(res.correlation_id, "corr-429");
+	assert_int_equal(ilert_result_outcome(&res), ILERT_OUTCOME_RETRYABLE);
+	assert_string_equal(ilert_retry_cause(&res), "http_429");
+	ilert_result_free(&res);
+
+	assert_int_equal(ilert_client_send(c, &req, &res), 0);
+	assert_int_equal(res.status, 503);
+	assert_in_range(res.retry_after_ms, 27000, 30000);
+	assert_null(res.correlation_id);
+	ilert_result_free(&res);
+
+	assert_int_equal(ilert_client_send(c, &req, &res), 0);
+	assert_int_equal(res.retry_after_ms, -1);
+	ilert_result_free(&res);
+
+	assert_int_equal(ilert_client_send(c, &req, &res), 0);
+	assert_int_equal(ilert_result_outcome(&res), ILERT_OUTCOME_SUCCESS);
+	assert_int_equal(res.retry_after_ms, -1);
+	assert_string_equal(res.correlation_id, "c-202");
+	ilert_result_free(&res);
+	ilert_client_destroy(c);
+}
+
+static void test_send_body_read_limit(void **state)
+{
+	struct fake_ilert *f = *state;
+	struct ilert_client *c = client_to(f, 10, NULL);
+	size_t big_len = ILERT_BODY_LIMIT + ILERT_BODY_LIMIT / 2;
+	char *big = malloc(big_len + 1);
+	assert_non_null(big);
+	memset(big, 'b', big_len);
+	big[big_len] = '\0';
+	struct fake_reply huge = { .status = 500, .body = big };
+	fake_ilert_push(f, &huge);
+	free(big);
+	struct ilert_request req = { .method = ILERT_GET, .path = "/big" };
+	struct ilert_result res;
+	assert_int_equal(ilert_client_send(c, &req, &res), 0);
+	assert_int_equal(res.status, 500);
+	assert_int_equal(res.body_len, ILERT_BODY_LIMIT);
+	assert_int_equal(strlen(res.body), ILERT_BODY_LIMIT);
+	assert_true(res.body_truncated);
+	ilert_result_free(&res);
+	/* The rest was read and dropped, so the connection is still in step. */
+	assert_int_equal(ilert_client_send(c, &req, &res), 0);
+	assert_int_equal(res.status, 202);
+	assert_string_equal(res.body, "{}");
+	assert_false(res.body_truncated);
+	ilert_result_free(&res);
+	struct fake_request *r0 = fake_ilert_request(f, 0), *r1 = fake_ilert_request(f, 1);
+	assert_int_equal(r0->connection, r1->connection);
+	fake_request_free(r0);
+	fake_request_free(r1);
+	ilert_client_destroy(c);
+}
+
+static void test_send_redirect_not_followed(void **state)
+{
+	struct fake_ilert *f = *state;
+	struct ilert_client *c = client_to(f, 5, NULL);
+	char headers[128];
+	snprintf(headers, sizeof(headers), "Location: %s/api/elsewhere\r\n", fake_ilert_url(f));
+	struct fake_reply moved = { .status = 302, .body = "moved", .headers = headers };
+	fake_ilert_push(f, &moved);
+	struct ilert_request req = { .method = ILERT_POST, .path = "/events", .body = "{}",
+				     .body_len = 2 };
+	struct ilert_result res;
+	assert_int_equal(ilert_client_send(c, &req, &res), 0);
+	assert_int_equal(res.status, 302);
+	assert_string_equal(res.body, "moved");
+	assert_int_equal(ilert_result_outcome(&res), ILERT_OUTCOME_PERMANENT);
+	ilert_result_free(&res);
+	assert_int_equal(fake_ilert_wait_count(f, 2, 300), 1);
+	ilert_client_destroy(c);
+}
+
+static void test_send_timeout(void **state)
+{
+	struct fake_ilert *f = *state;
+	struct ilert_client *c = client_to(f, 1, NULL);
+	struct fake_reply slow = { .status = 202, .delay_ms = 3000 };
+	fake_ilert_push(f, &slow);
+	struct ilert_request req = { .method = ILERT_GET, .path = "/slow" };
+	struct ilert_result res;
+	int64_t t0 = clock_mono_ms();
+	assert_int_equal(ilert_client_send(c, &req, &res), ILA_ERR_TIMEOUT);
+	int64_t took = clock_mono_ms() - t0;
+	assert_in_range(took, 900, 2500);
+	assert_int_equal(res.status, 0);
+	assert_true(res.timed_out);
+	assert_true(strlen(res.error) > 0);
+	assert_null(res.body);
+	assert_int_equal(ilert_result_outcome(&res), ILERT_OUTCOME_RETRYABLE);
+	assert_string_equal(ilert_retry_cause(&res), "timeout");
+	ilert_result_free(&res);
+	ilert_client_destroy(c);
+}
+
+static void test_send_connection_refused(void **state)
+{
+	(void)state;
+	char url[64];
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d", test_free_port());
+	struct config cfg;
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.api_url = url;
+	cfg.beat_url = url;
+	cfg.api_timeout = 5;
+	struct ilert_client *c = ilert_client_create(&cfg);
+	assert_non_null(c);
+	struct ilert_request req = { .method = ILERT_GET, .path = "/x" };
+	struct ilert_result res;
+	assert_int_equal(ilert_client_send(c, &req, &res), ILA_ERR_NET);
+	assert_int_equal(res.status, 0);
+	assert_false(res.timed_out);
+	assert_true(strlen(res.error) > 0);
+	assert_string_equal(ilert_retry_cause(&res), "network");
+	ilert_result_free(&res);
+	ilert_client_destroy(c);
+}
+
+struct observed {
+	int calls;
+	enum ilert_endpoint ep;
+	long status;
+};
+
+static void observe(void *ud, enum ilert_endpoint ep, const struct ilert_result *res)
+{
+	struct observed *o = ud;
+	o->calls++;
+	o->ep = ep;
+	o->status = res->status;
+}
+
+static void test_observer_and_heartbeat_routes(void **state)
+{
+	struct fake_ilert *f = *state;
+	struct ilert_client *c = client_to(f, 5, "api-key-abcdef");
+	struct observed o = { 0 };
+	ilert_client_set_observer(c, observe, &o);
+	struct fake_reply nf = { .status = 404 };
+	fake_ilert_push(f, &nf);
+	struct ilert_result res;
+	assert_int_equal(ilert_heartbeat_ping(c, "il1hbt/x y", true, &res), 0);
+	assert_int_equal(res.status, 404);
+	ilert_result_free(&res);
+	assert_int_equal(o.calls, 1);
+	assert_int_equal(o.ep, ILERT_EP_HEARTBEATS);
+	assert_int_equal(o.status, 404);
+	assert_int_equal(ilert_heartbeat_ping(c, "beatkey", false, &res), 0);
+	ilert_result_free(&res);
+	assert_int_equal(o.calls, 2);
+	assert_int_equal(o.ep, ILERT_EP_PINGS);
+	assert_int_equal(o.status, 202);
+
+	struct fake_request *r0 = fake_ilert_request(f, 0), *r1 = fake_ilert_request(f, 1);
+	assert_string_equal(r0->method, "GET");
+	assert_string_equal(r0->target, "/api/heartbeats/il1hbt%2Fx%20y");
+	assert_header(r0, "Authorization", "Bearer api-key-abcdef");
+	assert_string_equal(r1->method, "HEAD");
+	assert_string_equal(r1->target, "/api/pings/beatkey");
+	assert_header(r1, "Authorization", NULL);
+	fake_request_free(r0);
+	fake_request_free(r1);
+	assert_true(ilert_heartbeat_uses_api("il1hbt"));
+	assert_false(ilert_heartbeat_uses_api("IL1HBT123"));
+	assert_false(ilert_heartbeat_uses_api("xil1hbt"));
+	ilert_client_destroy(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -331,5 +673,26 @@ int main(void)
 		cmocka_unit_test(test_client_default_bases),
 		cmocka_unit_test(test_body_excerpt),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	const struct CMUnitTest transport[] = {
+		cmocka_unit_test_setup(test_send_headers_auth_and_keep_alive, fake_clear),
+		cmocka_unit_test_setup(test_send_auth_without_key_sends_none, fake_clear),
+		cmocka_unit_test_setup(test_send_methods, fake_clear),
+		cmocka_unit_test_setup(test_send_captures_retry_after_and_correlation_id, fake_clear),
+		cmocka_unit_test_setup(test_send_body_read_limit, fake_clear),
+		cmocka_unit_test_setup(test_send_redirect_not_followed, fake_clear),
+		cmocka_unit_test_setup(test_send_timeout, fake_clear),
+		cmocka_unit_test_setup(test_send_connection_refused, fake_clear),
+		cmocka_unit_test_setup(test_observer_and_heartbeat_routes, fake_clear),
+	};
+	/* Requests to the local fake must not detour through a proxy from the environment. */
+	static const char *const proxies[] = { "http_proxy", "https_proxy", "HTTPS_PROXY",
+					       "all_proxy", "ALL_PROXY" };
+	for (size_t i = 0; i < sizeof(proxies) / sizeof(proxies[0]); i++)
+		unsetenv(proxies[i]);
+	if (ilert_global_init())
+		return 1;
+	int failed = cmocka_run_group_tests_name("pure", tests, NULL, NULL);
+	failed += cmocka_run_group_tests_name("transport", transport, fake_setup, fake_teardown);
+	ilert_global_cleanup();
+	return failed;
 }

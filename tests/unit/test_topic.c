@@ -47,6 +47,9 @@ static void test_mqtt_filter_valid_accepts(void **state)
 		"sensors/température",
 		"日本/+/データ",
 		"a b/c d",
+		"nb\xc2\xa0sp",     /* U+00A0 is printable */
+		"\xef\xb7\x8f\xef\xb7\xb0", /* U+FDCF, U+FDF0: around the non-characters */
+		"\xef\xbf\xbd",   /* U+FFFD */
 		"$share/group/a/b",
 		"$share/group/#",
 		"$share/g/+/x",
@@ -80,6 +83,20 @@ static void test_mqtt_filter_valid_rejects(void **state)
 		"a/\xc3",         /* truncated sequence */
 		"\xc0\xaf",       /* overlong encoding of '/' */
 		"\xed\xa0\x80",   /* UTF-16 surrogate */
+		"a/b\r",          /* control characters */
+		"a\nb",
+		"a\tb",
+		"\x01",
+		"\x1f",
+		"\x7f",
+		"a\xc2\x80",      /* U+0080 */
+		"a\xc2\x9f",      /* U+009F */
+		"\xef\xb7\x90",   /* U+FDD0, a non-character */
+		"\xef\xb7\xaf",   /* U+FDEF */
+		"\xef\xbf\xbe",   /* U+FFFE */
+		"\xef\xbf\xbf",   /* U+FFFF */
+		"\xf0\x9f\xbf\xbe", /* U+1FFFE */
+		"\xf4\x8f\xbf\xbf", /* U+10FFFF */
 		"$share/",        /* no group */
 		"$share//a",      /* empty group */
 		"$share/g",       /* no filter */
@@ -248,6 +265,8 @@ static void test_mqtt_shared_group_valid(void **state)
 	assert_false(mqtt_shared_group_valid("#"));
 	assert_false(mqtt_shared_group_valid("g#1"));
 	assert_false(mqtt_shared_group_valid("\xff"));
+	assert_false(mqtt_shared_group_valid("g\n"));
+	assert_false(mqtt_shared_group_valid("g\x7f"));
 }
 
 /* ---- Kafka names --------------------------------------------------------------------- */
