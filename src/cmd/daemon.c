@@ -1,9 +1,237 @@
+/* `ilagent daemon` (SPEC §20): startup, the main loop (signals, readiness and gauges, the
+ * drain-only mode) and the ordered shutdown. */
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+
 #include "cmd/cmd.h"
+#include "core/clock.h"
+#include "core/err.h"
+#include "ilert/client.h"
+#include "ilert/pinger.h"
 #include "ops/log.h"
+#include "ops/metrics.h"
+#include "ops/readiness.h"
+#include "pipeline/pipeline.h"
+#include "sources/http.h"
+#include "store/db.h"
+#include "store/queue.h"
+#include "version.h"
+
+#define TICK_MS 100
+#define GAUGE_RECOUNT_MS 10000
+
+struct daemon {
+	const struct config *cfg;
+	struct store_lock *lock;
+	struct store *stats; /* main thread's own connection for the gauge recount */
+	struct pipeline *pipeline;
+	struct http_source *http;
+	struct pinger *pinger;
+	pthread_t signal_thread;
+	bool signal_thread_running;
+	atomic_int signals; /* SIGINT/SIGTERM received */
+	atomic_int first_signal;
+	sigset_t handled;
+};
+
+/* Signals are blocked in every thread and taken here, so a second signal can cut the
+ * shutdown short while the main thread waits for forwarders (§20.3). SIGUSR2 ends it. */
+static void *signal_main(void *arg)
+{
+	struct daemon *d = arg;
+	for (;;) {
+		int sig;
+		if (sigwait(&d->handled, &sig) != 0)
+			continue;
+		if (sig == SIGUSR2)
+			return NULL;
+		if (sig == SIGHUP) {
+			log_info("main", "SIGHUP ignored (TLS files are reloaded automatically)");
+			continue;
+		}
+		if (atomic_fetch_add(&d->signals, 1) == 0)
+			atomic_store(&d->first_signal, sig);
+		else
+			pipeline_abandon(d->pipeline);
+		pipeline_wake(d->pipeline);
+	}
+}
+
+static int open_store(const struct config *cfg, struct store **out, char *msg, size_t size)
+{
+	struct store_options opts = {
+		.path = cfg->file, .mode = STORE_MODE_DAEMON,
+		.sync_normal = cfg->db_sync == DB_SYNC_NORMAL,
+	};
+	return store_open(&opts, out, msg, size);
+}
+
+static void recount_gauges(struct daemon *d)
+{
+	struct store_stats s;
+	if (!d->stats || store_stats_read(d->stats, &s) != 0)
+		return;
+	metrics_set_queue_rows(STORE_KIND_EVENT, s.queued_event);
+	metrics_set_queue_rows(STORE_KIND_HEARTBEAT, s.queued_heartbeat);
+	metrics_set_queue_rows(STORE_KIND_POLICY, s.queued_policy);
+	metrics_set_retrying_rows(s.retrying);
+	metrics_set_oldest_age(s.has_oldest ? (double)(clock_now_ms() - s.oldest_accepted_at) / 1000.0 : 0.0);
+	metrics_set_dead_rows(s.dead);
+	metrics_set_legacy_rows(s.legacy_mqtt_queue);
+}
+
+static void sync_state(struct daemon *d)
+{
+	struct pipeline *p = d->pipeline;
+	char err[300] = "";
+	bool failing = pipeline_store_failing(p, err, sizeof(err));
+	bool paused = pipeline_intake_state(p) == INTAKE_PAUSED;
+	readiness_queue_set(paused, failing ? err : NULL, pipeline_queued(p), d->cfg->max_queue);
+	metrics_set_component(MCOMP_DAEMON, 1, !readiness_shutting_down());
+	metrics_set_component(MCOMP_QUEUE, 1, !paused && !failing);
+	metrics_set_ring_fill(MRING_INTAKE, pipeline_intake_fill(p));
+}
+
+static bool has_intake(const struct config *cfg)
+{
+	return cfg->http_enabled || cfg->heartbeat_key || cfg->mqtt_host || cfg->kafka_brokers;
+}
+
+static void log_started(const struct daemon *d)
+{
+	const struct config *cfg = d->cfg;
+	char http[128] = "";
+	if (cfg->http_enabled)
+		snprintf(http, sizeof(http), ", http %s%s%s:%d", strchr(cfg->bind, ':') ? "[" : "",
+			 cfg->bind, strchr(cfg->bind, ':') ? "]" : "", cfg->port);
+	log_info("main", "ilagent %s started (forwarders %d%s%s%s)", ILAGENT_VERSION,
+		 cfg->forwarders, http, cfg->heartbeat_key ? ", pinger" : "",
+		 has_intake(cfg) ? "" : ", delivering the queue and exiting when empty");
+}
+
+/* Runs until a signal, a fatal error, or (without intake) an empty queue. */
+static void main_loop(struct daemon *d)
+{
+	int64_t next_recount = 0;
+	bool drain_only = !has_intake(d->cfg);
+	for (;;) {
+		if (atomic_load(&d->signals) || pipeline_fatal(d->pipeline, NULL, 0))
+			return;
+		if (drain_only && pipeline_idle(d->pipeline))
+			return;
+		int64_t now = clock_mono_ms();
+		sync_state(d);
+		if (now >= next_recount) {
+			recount_gauges(d);
+			next_recount = now + GAUGE_RECOUNT_MS;
+		}
+		pipeline_wait_event(d->pipeline, TICK_MS);
+	}
+}
+
+static void shutdown_daemon(struct daemon *d)
+{
+	int sig = atomic_load(&d->first_signal);
+	if (sig)
+		log_info("main", "Received %s, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+	readiness_set_shutting_down();
+	metrics_set_component(MCOMP_DAEMON, 1, 0);
+	pipeline_close_intake(d->pipeline);
+	pinger_stop(d->pinger);
+	d->pinger = NULL;
+	pipeline_drain(d->pipeline);
+	pipeline_stop_delivery(d->pipeline, d->cfg->shutdown_timeout * 1000);
+	http_source_stop(d->http);
+	d->http = NULL;
+}
+
+static void release(struct daemon *d)
+{
+	http_source_stop(d->http);
+	pinger_stop(d->pinger);
+	pipeline_destroy(d->pipeline); /* closes the writer and reader connections */
+	store_close(d->stats);
+	if (d->signal_thread_running) {
+		pthread_kill(d->signal_thread, SIGUSR2);
+		pthread_join(d->signal_thread, NULL);
+	}
+	store_lock_release(d->lock);
+	ilert_global_cleanup();
+}
 
 int cmd_daemon_run(const struct config *cfg)
 {
-	(void)cfg;
-	log_fatal_line("daemon is not available in this build");
-	return 1;
+	struct daemon d = { .cfg = cfg };
+	char msg[STORE_MSG_SIZE];
+	struct store *writer = NULL, *reader = NULL;
+
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&d.handled);
+	sigaddset(&d.handled, SIGINT);
+	sigaddset(&d.handled, SIGTERM);
+	sigaddset(&d.handled, SIGHUP);
+	sigaddset(&d.handled, SIGUSR2);
+	pthread_sigmask(SIG_BLOCK, &d.handled, NULL);
+	metrics_init();
+	readiness_init();
+	if (ilert_global_init() != 0) {
+		log_fatal_line("could not initialise the HTTP client library");
+		return 1;
+	}
+
+	if (store_lock_acquire(cfg->file, &d.lock, msg, sizeof(msg)) != 0 ||
+	    open_store(cfg, &writer, msg, sizeof(msg)) != 0 ||
+	    open_store(cfg, &reader, msg, sizeof(msg)) != 0 ||
+	    open_store(cfg, &d.stats, msg, sizeof(msg)) != 0) {
+		store_close(writer);
+		store_close(reader);
+		release(&d);
+		log_fatal_line("%s", msg);
+		return 1;
+	}
+	if (!store_is_wal(writer))
+		log_warn("store", "the file system refused WAL mode; using a rollback journal");
+	d.pipeline = pipeline_create(cfg, writer, reader);
+	if (!d.pipeline) {
+		store_close(writer);
+		store_close(reader);
+		release(&d);
+		log_fatal_line("could not set up the pipeline");
+		return 1;
+	}
+	if (pthread_create(&d.signal_thread, NULL, signal_main, &d) == 0)
+		d.signal_thread_running = true;
+	if (pipeline_start(d.pipeline) != 0) {
+		release(&d);
+		log_fatal_line("could not start the pipeline");
+		return 1;
+	}
+	if (cfg->http_enabled) {
+		struct intake in = pipeline_intake(d.pipeline);
+		if (http_source_start(cfg, &in, &d.http, msg, sizeof(msg)) != 0) {
+			pipeline_drain(d.pipeline);
+			pipeline_stop_delivery(d.pipeline, 0);
+			release(&d);
+			log_fatal_line("%s", msg);
+			return 1;
+		}
+	}
+	if (cfg->heartbeat_key)
+		d.pinger = pinger_start(cfg);
+	sync_state(&d);
+	log_started(&d);
+
+	main_loop(&d);
+	char fatal[300];
+	bool failed = pipeline_fatal(d.pipeline, fatal, sizeof(fatal));
+	shutdown_daemon(&d);
+	release(&d);
+	if (failed) {
+		log_fatal_line("%s", fatal);
+		return 1;
+	}
+	return 0;
 }

@@ -16,8 +16,10 @@ enum intake_state {
 
 struct intake {
 	void *ctx;
-	/* True: the pipeline owns msg and will complete msg->ticket exactly once (from another
-	 * thread). False: the intake ring is full; the caller still owns msg and may retry. */
+	/* True: the pipeline owns msg and will complete msg->ticket exactly once, from another
+	 * thread — or from this one before admit returns, when shutdown began meanwhile
+	 * (TICKET_SHUTTING_DOWN). False: the intake ring is full; the caller still owns msg
+	 * and may retry. */
 	bool (*admit)(void *ctx, struct message *msg);
 	enum intake_state (*state)(void *ctx);
 };

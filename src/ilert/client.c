@@ -11,6 +11,7 @@
 #include "core/err.h"
 #include "core/text.h"
 #include "ops/log.h"
+#include "ops/metrics.h"
 #include "version.h"
 
 #define LOG_COMP "forward"
@@ -24,8 +25,7 @@ struct ilert_client {
 	 * Authorization line differs. */
 	struct curl_slist *headers_plain;
 	struct curl_slist *headers_auth; /* NULL when no API key is configured */
-	void (*observer)(void *ud, enum ilert_endpoint ep, const struct ilert_result *res);
-	void *observer_ud;
+	atomic_int *abort_flag; /* may be NULL */
 };
 
 /* What the libcurl callbacks of one transfer write into. */
@@ -393,13 +393,21 @@ void ilert_client_destroy(struct ilert_client *c)
 	free(c);
 }
 
-void ilert_client_set_observer(struct ilert_client *c,
-			       void (*fn)(void *ud, enum ilert_endpoint ep,
-					  const struct ilert_result *res),
-			       void *ud)
+void ilert_client_set_abort(struct ilert_client *c, atomic_int *flag)
 {
-	c->observer = fn;
-	c->observer_ud = ud;
+	c->abort_flag = flag;
+}
+
+static bool abort_requested(const struct ilert_client *c)
+{
+	return c->abort_flag && atomic_load(c->abort_flag) != 0;
+}
+
+/* libcurl calls this often during a transfer and about once a second while it waits. */
+static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+		       curl_off_t ulnow)
+{
+	return abort_requested(ud) ? 1 : 0;
 }
 
 static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
@@ -537,6 +545,11 @@ static void setup_transfer(struct ilert_client *c, const struct ilert_request *r
 	curl_easy_setopt(curl, CURLOPT_WRITEDATA, t);
 	curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(curl, CURLOPT_HEADERDATA, t);
+	if (c->abort_flag) {
+		curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
+		curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, on_progress);
+		curl_easy_setopt(curl, CURLOPT_XFERINFODATA, c);
+	}
 	setup_method(curl, req);
 }
 
@@ -554,8 +567,11 @@ static int result_fill(struct ilert_result *res, struct transfer *t, CURLcode co
 	if (code != CURLE_OK) {
 		res->status = 0;
 		res->timed_out = code == CURLE_OPERATION_TIMEDOUT;
+		res->aborted = code == CURLE_ABORTED_BY_CALLBACK;
 		snprintf(res->error, sizeof(res->error), "%s",
-			 *errbuf ? errbuf : curl_easy_strerror(code));
+			 res->aborted ? "request aborted"
+			 : *errbuf    ? errbuf
+				      : curl_easy_strerror(code));
 		return res->timed_out ? ILA_ERR_TIMEOUT : ILA_ERR_NET;
 	}
 	if (t->body.oom) {
@@ -594,10 +610,29 @@ static void log_request(const struct ilert_client *c, const struct ilert_request
 	free(shown);
 }
 
+static enum metric_endpoint metric_endpoint_of(enum ilert_endpoint ep)
+{
+	switch (ep) {
+	case ILERT_EP_EVENTS_MQTT: return ME_EVENTS_MQTT;
+	case ILERT_EP_EVENTS_KAFKA: return ME_EVENTS_KAFKA;
+	case ILERT_EP_HEARTBEATS: return ME_HEARTBEATS;
+	case ILERT_EP_PINGS: return ME_PINGS;
+	case ILERT_EP_USERS_SEARCH_EMAIL: return ME_USERS_SEARCH_EMAIL;
+	case ILERT_EP_ESCALATION_POLICIES_RESOLVE: return ME_ESCALATION_POLICIES_RESOLVE;
+	case ILERT_EP_ESCALATION_POLICY_LEVELS: return ME_ESCALATION_POLICY_LEVELS;
+	default: return ME_EVENTS;
+	}
+}
+
 int ilert_client_send(struct ilert_client *c, const struct ilert_request *req,
 		      struct ilert_result *res)
 {
 	ilert_result_init(res);
+	if (abort_requested(c)) {
+		res->aborted = true;
+		snprintf(res->error, sizeof(res->error), "request aborted");
+		return ILA_ERR_NET;
+	}
 	char *url = ilert_client_url(c, req, false);
 	if (!url) {
 		snprintf(res->error, sizeof(res->error), "out of memory building the request");
@@ -620,7 +655,8 @@ int ilert_client_send(struct ilert_client *c, const struct ilert_request *req,
 	transfer_free(&t);
 	free(url);
 	log_request(c, req, res);
-	if (c->observer)
-		c->observer(c->observer_ud, req->endpoint, res);
+	if (!res->aborted)
+		metrics_ilert_request(metric_endpoint_of(req->endpoint), (int)res->status,
+				      res->timed_out);
 	return rc;
 }

@@ -5,6 +5,7 @@
 #ifndef ILAGENT_ILERT_CLIENT_H
 #define ILAGENT_ILERT_CLIENT_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -60,6 +61,7 @@ struct ilert_request {
 struct ilert_result {
 	long status;       /* HTTP status of the final response; 0 for a transport error */
 	bool timed_out;    /* the transport error was the --api_timeout deadline */
+	bool aborted;      /* given up because the abort flag was set (ilert_client_set_abort) */
 	char error[ILERT_ERROR_SIZE]; /* transport error text; "" when a response arrived */
 	char *body;        /* NUL-terminated, at most ILERT_BODY_LIMIT bytes; NULL when no
 			    * response arrived */
@@ -81,23 +83,22 @@ struct ilert_client;
 struct ilert_client *ilert_client_create(const struct config *cfg);
 void ilert_client_destroy(struct ilert_client *c); /* accepts NULL */
 
-/* Called after every request made (also transport errors), on the client's thread, e.g. to
- * count ilagent_ilert_requests_total. fn NULL removes it. */
-void ilert_client_set_observer(struct ilert_client *c,
-			       void (*fn)(void *ud, enum ilert_endpoint ep,
-					  const struct ilert_result *res),
-			       void *ud);
+/* Makes the request in progress, and every later one, give up once *flag is non-zero (any
+ * thread may set it, e.g. at shutdown): an in-flight transfer ends within about a second.
+ * NULL removes it. flag must outlive the client. */
+void ilert_client_set_abort(struct ilert_client *c, atomic_int *flag);
 
 /* The URL req goes to: base + "/api" + path + percent-encoded key, or with masked the key
  * in its masked form (§2) for log lines. Caller frees; NULL on out of memory. */
 char *ilert_client_url(const struct ilert_client *c, const struct ilert_request *req,
 		       bool masked);
 
-/* Makes one request (URL = base + "/api" + path + encoded key; no redirects followed).
- * res is initialised here (free an earlier result first) and must be freed by the caller
+/* Makes one request (URL = base + "/api" + path + encoded key; no redirects followed) and
+ * counts it in ilagent_ilert_requests_total. res is initialised here (free an earlier result first) and must be freed by the caller
  * whatever the return value. Returns 0 when a response arrived (any status),
- * ILA_ERR_TIMEOUT or ILA_ERR_NET for a transport error, ILA_ERR_NOMEM or ILA_ERR_INVALID
- * when nothing could be sent; res->error describes every non-zero return. */
+ * ILA_ERR_TIMEOUT or ILA_ERR_NET for a transport error (also when aborted, res->aborted
+ * set), ILA_ERR_NOMEM when nothing could be sent; res->error describes every non-zero
+ * return. */
 int ilert_client_send(struct ilert_client *c, const struct ilert_request *req,
 		      struct ilert_result *res);
 

@@ -70,6 +70,11 @@ int store_commit(struct store *st)
 {
 	if (!st->in_txn)
 		return store_fail_msg(st, ILA_ERR_INVALID, "no transaction is open");
+	if (sqlite3_get_autocommit(st->db)) {
+		txn_reset(st);
+		return store_fail_msg(st, ILA_ERR_STORE,
+				      "the transaction was rolled back after an earlier error");
+	}
 	int err = store_hwm_flush(st);
 	if (!err)
 		err = store_exec(st, "COMMIT");
@@ -92,7 +97,14 @@ bool store_in_transaction(const struct store *st)
 int store_txn_enter(struct store *st, bool *own)
 {
 	*own = !st->in_txn;
-	return *own ? store_begin(st) : 0;
+	if (*own)
+		return store_begin(st);
+	/* After SQLITE_FULL, IOERR and the like SQLite may have rolled the batch back by
+	 * itself; running on in autocommit mode would store half a batch. */
+	if (sqlite3_get_autocommit(st->db))
+		return store_fail_msg(st, ILA_ERR_STORE,
+				      "the transaction was rolled back after an earlier error");
+	return 0;
 }
 
 int store_txn_leave(struct store *st, bool own, int rc)
@@ -440,6 +452,22 @@ int store_items_due(struct store *st, int64_t now_ms, int64_t after_seq, size_t 
 	return item_collect(st, s, out);
 }
 
+int store_items_retry_due(struct store *st, int64_t now_ms, size_t limit,
+			  struct store_item_list *out)
+{
+	out->items = NULL;
+	out->count = 0;
+	sqlite3_stmt *s = store_stmt(st, SQL_ITEM_RETRY_DUE,
+				     "SELECT " ITEM_COLUMNS " FROM event_items INDEXED BY "
+				     "event_items_due WHERE next_attempt_at > 0 AND "
+				     "next_attempt_at <= ?1 ORDER BY seq LIMIT ?2");
+	if (!s)
+		return store_last_err(st);
+	sqlite3_bind_int64(s, 1, now_ms);
+	sqlite3_bind_int64(s, 2, limit_value(limit));
+	return item_collect(st, s, out);
+}
+
 static int item_one(struct store *st, sqlite3_stmt *s, struct store_item *out)
 {
 	struct store_item_list list;
@@ -466,6 +494,26 @@ int store_item_head(struct store *st, const char *order_key, struct store_item *
 		return store_last_err(st);
 	store_bind_text(s, 1, order_key);
 	return item_one(st, s, out);
+}
+
+int store_item_head_seq(struct store *st, const char *order_key, int64_t *seq)
+{
+	sqlite3_stmt *s = store_stmt(st, SQL_ITEM_HEAD_SEQ,
+				     "SELECT seq FROM event_items INDEXED BY event_items_order "
+				     "WHERE order_key = ?1 ORDER BY seq LIMIT 1");
+	if (!s)
+		return store_last_err(st);
+	store_bind_text(s, 1, order_key);
+	int rc = sqlite3_step(s);
+	int err = 0;
+	if (rc == SQLITE_ROW)
+		*seq = sqlite3_column_int64(s, 0);
+	else if (rc == SQLITE_DONE)
+		err = store_fail_msg(st, ILA_ERR_NOTFOUND, "no such item");
+	else
+		err = store_fail(st, rc);
+	sqlite3_reset(s);
+	return err;
 }
 
 int store_item_get(struct store *st, const char *id, struct store_item *out)

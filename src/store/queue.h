@@ -122,9 +122,16 @@ int store_items_page(struct store *st, int64_t after_seq, size_t limit,
  * most limit (0 = no limit). */
 int store_items_due(struct store *st, int64_t now_ms, int64_t after_seq, size_t limit,
 		    struct store_item_list *out);
+/* Rows waiting for a retry whose time has come (0 < next_attempt_at <= now_ms), in seq
+ * order, at most limit (0 = no limit); read through index event_items_due, so rows that
+ * were never tried (next_attempt_at 0) cost nothing here. */
+int store_items_retry_due(struct store *st, int64_t now_ms, size_t limit,
+			  struct store_item_list *out);
 /* The lowest-seq row of an ordering key (index event_items_order). ILA_ERR_NOTFOUND when
  * the key has no row. */
 int store_item_head(struct store *st, const char *order_key, struct store_item *out);
+/* Only the seq of that row (read from the index alone). ILA_ERR_NOTFOUND when none. */
+int store_item_head_seq(struct store *st, const char *order_key, int64_t *seq);
 /* One row by id; ILA_ERR_NOTFOUND when absent. */
 int store_item_get(struct store *st, const char *id, struct store_item *out);
 /* Rows in event_items. */

@@ -6,6 +6,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +19,7 @@
 #include "fake_ilert.h"
 #include "ilert/client.h"
 #include "ilert/heartbeat.h"
+#include "ops/metrics.h"
 #include "proc.h"
 #include "version.h"
 
@@ -604,40 +607,69 @@ static void test_send_connection_refused(void **state)
 	ilert_client_destroy(c);
 }
 
-struct observed {
-	int calls;
-	enum ilert_endpoint ep;
-	long status;
-};
+static atomic_int abort_flag;
 
-static void observe(void *ud, enum ilert_endpoint ep, const struct ilert_result *res)
+static void *set_abort_later(void *arg)
 {
-	struct observed *o = ud;
-	o->calls++;
-	o->ep = ep;
-	o->status = res->status;
+	(void)arg;
+	struct timespec ts = { .tv_sec = 0, .tv_nsec = 200 * 1000000L };
+	nanosleep(&ts, NULL);
+	atomic_store(&abort_flag, 1);
+	return NULL;
 }
 
-static void test_observer_and_heartbeat_routes(void **state)
+static void test_abort_in_flight_and_before_start(void **state)
+{
+	struct fake_ilert *f = *state;
+	struct ilert_client *c = client_to(f, 20, NULL);
+	atomic_store(&abort_flag, 0);
+	ilert_client_set_abort(c, &abort_flag);
+	struct fake_reply slow = { .status = 202, .delay_ms = 10000 };
+	fake_ilert_push(f, &slow);
+	struct ilert_request req = { .method = ILERT_GET, .path = "/slow" };
+	struct ilert_result res;
+	pthread_t setter;
+	assert_int_equal(pthread_create(&setter, NULL, set_abort_later, NULL), 0);
+	int64_t t0 = clock_mono_ms();
+	assert_int_equal(ilert_client_send(c, &req, &res), ILA_ERR_NET);
+	int64_t took = clock_mono_ms() - t0;
+	pthread_join(setter, NULL);
+	assert_in_range(took, 150, 2500);
+	assert_true(res.aborted);
+	assert_false(res.timed_out);
+	assert_int_equal(res.status, 0);
+	assert_string_equal(res.error, "request aborted");
+	ilert_result_free(&res);
+	assert_int_equal(fake_ilert_count(f), 1);
+
+	/* With the flag already set nothing is sent at all. */
+	assert_int_equal(ilert_client_send(c, &req, &res), ILA_ERR_NET);
+	assert_true(res.aborted);
+	ilert_result_free(&res);
+	assert_int_equal(fake_ilert_wait_count(f, 2, 200), 1);
+
+	/* Cleared again, requests go through. */
+	atomic_store(&abort_flag, 0);
+	assert_int_equal(ilert_client_send(c, &req, &res), 0);
+	assert_int_equal(res.status, 202);
+	assert_false(res.aborted);
+	ilert_result_free(&res);
+	ilert_client_destroy(c);
+}
+
+static void test_heartbeat_routes(void **state)
 {
 	struct fake_ilert *f = *state;
 	struct ilert_client *c = client_to(f, 5, "api-key-abcdef");
-	struct observed o = { 0 };
-	ilert_client_set_observer(c, observe, &o);
 	struct fake_reply nf = { .status = 404 };
 	fake_ilert_push(f, &nf);
 	struct ilert_result res;
 	assert_int_equal(ilert_heartbeat_ping(c, "il1hbt/x y", true, &res), 0);
 	assert_int_equal(res.status, 404);
 	ilert_result_free(&res);
-	assert_int_equal(o.calls, 1);
-	assert_int_equal(o.ep, ILERT_EP_HEARTBEATS);
-	assert_int_equal(o.status, 404);
 	assert_int_equal(ilert_heartbeat_ping(c, "beatkey", false, &res), 0);
+	assert_int_equal(res.status, 202);
 	ilert_result_free(&res);
-	assert_int_equal(o.calls, 2);
-	assert_int_equal(o.ep, ILERT_EP_PINGS);
-	assert_int_equal(o.status, 202);
 
 	struct fake_request *r0 = fake_ilert_request(f, 0), *r1 = fake_ilert_request(f, 1);
 	assert_string_equal(r0->method, "GET");
@@ -652,6 +684,61 @@ static void test_observer_and_heartbeat_routes(void **state)
 	assert_false(ilert_heartbeat_uses_api("IL1HBT123"));
 	assert_false(ilert_heartbeat_uses_api("xil1hbt"));
 	ilert_client_destroy(c);
+}
+
+static void assert_metric_line(const char *text, const char *line)
+{
+	if (!strstr(text, line))
+		fail_msg("metric line missing: %s", line);
+}
+
+static void test_requests_are_counted(void **state)
+{
+	struct fake_ilert *f = *state;
+	metrics_init();
+	struct ilert_client *c = client_to(f, 1, NULL);
+	struct fake_reply r429 = { .status = 429 };
+	struct fake_reply slow = { .status = 202, .delay_ms = 3000 };
+	fake_ilert_push(f, &r429);
+	fake_ilert_push(f, &slow);
+	struct ilert_result res;
+	struct ilert_request ev = { .method = ILERT_POST, .endpoint = ILERT_EP_EVENTS_KAFKA,
+				    .path = "/v1/events/kafka/", .key = "k", .body = "{}",
+				    .body_len = 2 };
+	ilert_client_send(c, &ev, &res); /* 429 */
+	ilert_result_free(&res);
+	ilert_client_send(c, &ev, &res); /* timeout */
+	ilert_result_free(&res);
+	ilert_heartbeat_ping(c, "beat", false, &res); /* 202 */
+	ilert_result_free(&res);
+	ilert_heartbeat_ping(c, "il1hbtx", false, &res); /* 202 */
+	ilert_result_free(&res);
+	ilert_client_destroy(c);
+
+	char url[64];
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d", test_free_port());
+	struct config cfg;
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.api_url = url;
+	cfg.beat_url = url;
+	cfg.api_timeout = 5;
+	c = ilert_client_create(&cfg);
+	assert_non_null(c);
+	struct ilert_request user = { .method = ILERT_POST, .endpoint = ILERT_EP_USERS_SEARCH_EMAIL,
+				      .path = "/users/search-email", .body = "{}", .body_len = 2 };
+	ilert_client_send(c, &user, &res); /* refused */
+	ilert_result_free(&res);
+	ilert_client_destroy(c);
+
+	char *text = metrics_render();
+	assert_non_null(text);
+	assert_metric_line(text, "ilagent_ilert_requests_total{endpoint=\"events_kafka\",code=\"429\"} 1\n");
+	assert_metric_line(text, "ilagent_ilert_requests_total{endpoint=\"events_kafka\",code=\"timeout\"} 1\n");
+	assert_metric_line(text, "ilagent_ilert_requests_total{endpoint=\"pings\",code=\"202\"} 1\n");
+	assert_metric_line(text, "ilagent_ilert_requests_total{endpoint=\"heartbeats\",code=\"202\"} 1\n");
+	assert_metric_line(text, "ilagent_ilert_requests_total{endpoint=\"users_search_email\",code=\"network\"} 1\n");
+	assert_null(strstr(text, "ilagent_ilert_requests_total{endpoint=\"events\","));
+	free(text);
 }
 
 int main(void)
@@ -682,7 +769,9 @@ int main(void)
 		cmocka_unit_test_setup(test_send_redirect_not_followed, fake_clear),
 		cmocka_unit_test_setup(test_send_timeout, fake_clear),
 		cmocka_unit_test_setup(test_send_connection_refused, fake_clear),
-		cmocka_unit_test_setup(test_observer_and_heartbeat_routes, fake_clear),
+		cmocka_unit_test_setup(test_abort_in_flight_and_before_start, fake_clear),
+		cmocka_unit_test_setup(test_heartbeat_routes, fake_clear),
+		cmocka_unit_test_setup(test_requests_are_counted, fake_clear),
 	};
 	/* Requests to the local fake must not detour through a proxy from the environment. */
 	static const char *const proxies[] = { "http_proxy", "https_proxy", "HTTPS_PROXY",

@@ -216,7 +216,7 @@ static int fixture_teardown(void **state)
 	return 0;
 }
 
-/* ---- Helpers ------------------------------------------------------------------------- */
+/* ---- Files and loading --------------------------------------------------------------- */
 
 /* Path of name inside the test directory; kept in a small ring so a test can hold several. */
 static const char *path_in(struct fixture *f, const char *name)

@@ -1,0 +1,461 @@
+/* The dispatch stage and the forwarder threads.
+ *
+ * The dispatcher keeps a bounded buffer of eligible-looking rows in seq order and hands the
+ * lowest eligible one to the least busy forwarder (SPEC §14.1-§14.2). At most one row per
+ * ordering key is in memory (buffered or in flight); a key's next row is fetched from the
+ * database (index event_items_order) once the outcome of the previous one is committed, so
+ * rows held back behind a blocked key are never scanned again and again.
+ *
+ * Rows reach the buffer three ways:
+ *  - fresh commits handed over by persist, while the dispatcher is caught up;
+ *  - a forward scan of the database in seq order from a cursor, after a restart or when
+ *    hand-offs were dropped (buffer full): every row is visited once per pass;
+ *  - every second, rows whose retry came due (index event_items_due).
+ * Memory therefore stays flat whatever the size of the backlog. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include "core/clock.h"
+#include "core/err.h"
+#include "core/strmap.h"
+#include "ops/log.h"
+#include "ops/metrics.h"
+#include "pipeline/stages.h"
+
+#define SCAN_PAGES_PER_ROUND 4
+#define TICK_MS 1000
+
+enum consider { TAKEN, SKIPPED, FULL };
+
+struct dispatcher {
+	struct pipeline *p;
+	struct store_item **buf; /* ascending seq */
+	size_t count, cap;
+	struct strmap *busy_keys; /* order_key → item, for rows buffered or in flight */
+	struct strmap *known_ids; /* id → item, same rows */
+	int64_t cursor;           /* every row with seq <= cursor has been considered */
+	bool behind;              /* rows beyond the cursor must be read from the database */
+	int *outstanding;         /* per forwarder */
+	int in_flight;
+	struct host_brake brakes[2];
+	struct rate_limiter *rate;
+	struct cooldown_table *cooldown;
+	int64_t next_tick_ms;
+};
+
+/* ---- bookkeeping ------------------------------------------------------------------- */
+
+static void track(struct dispatcher *d, struct store_item *item)
+{
+	if (strmap_put(d->known_ids, item->id, item) != 0 ||
+	    (item->order_key && strmap_put(d->busy_keys, item->order_key, item) != 0))
+		abort(); /* the maps are tiny; failing to grow them is out of memory */
+	atomic_store(&d->p->in_memory, (int)strmap_count(d->known_ids));
+}
+
+static void untrack(struct dispatcher *d, struct store_item *item)
+{
+	strmap_remove(d->known_ids, item->id);
+	if (item->order_key)
+		strmap_remove(d->busy_keys, item->order_key);
+	atomic_store(&d->p->in_memory, (int)strmap_count(d->known_ids));
+}
+
+static void buffer_insert(struct dispatcher *d, struct store_item *item)
+{
+	size_t lo = 0, hi = d->count;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (d->buf[mid]->seq < item->seq)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	memmove(&d->buf[lo + 1], &d->buf[lo], (d->count - lo) * sizeof(*d->buf));
+	d->buf[lo] = item;
+	d->count++;
+	atomic_store(&d->p->buffered, (int)d->count);
+}
+
+static void buffer_remove_at(struct dispatcher *d, size_t i)
+{
+	memmove(&d->buf[i], &d->buf[i + 1], (d->count - i - 1) * sizeof(*d->buf));
+	d->count--;
+	atomic_store(&d->p->buffered, (int)d->count);
+}
+
+/* True when the key has a row with a lower seq in the database (a parked retry, or rows of
+ * a previous run): then this row must wait for it. */
+static bool blocked_in_db(struct dispatcher *d, const struct store_item *item)
+{
+	int64_t head_seq;
+	int err = store_item_head_seq(d->p->reader, item->order_key, &head_seq);
+	if (err == ILA_ERR_NOTFOUND)
+		return false;
+	if (err)
+		return true; /* unknown: be safe, the row is found again later */
+	return head_seq < item->seq;
+}
+
+/* Decides whether a row read or handed over may enter the buffer. */
+static enum consider consider_row(struct dispatcher *d, struct store_item *item, int64_t now_ms)
+{
+	if (strmap_contains(d->known_ids, item->id))
+		return SKIPPED;
+	if (item->next_attempt_at > now_ms)
+		return SKIPPED; /* found by the due scan when its time comes */
+	if (item->order_key &&
+	    (strmap_contains(d->busy_keys, item->order_key) || blocked_in_db(d, item)))
+		return SKIPPED; /* fetched when the row ahead of it is done */
+	if (d->count >= d->cap)
+		return FULL;
+	buffer_insert(d, item);
+	track(d, item);
+	return TAKEN;
+}
+
+static struct store_item *heap_item(struct store_item *row)
+{
+	struct store_item *item = malloc(sizeof(*item));
+	if (!item)
+		return NULL;
+	*item = *row;
+	memset(row, 0, sizeof(*row));
+	return item;
+}
+
+/* ---- sources of rows ----------------------------------------------------------------- */
+
+static void go_behind(struct dispatcher *d)
+{
+	d->behind = true;
+	atomic_store(&d->p->handoff_suspended, 1);
+}
+
+static void on_fresh(struct dispatcher *d, struct store_item *item, int64_t now_ms)
+{
+	if (d->behind || item->seq <= d->cursor) {
+		stage_item_free(item);
+		return;
+	}
+	if (item->seq != d->cursor + 1) {
+		/* Someone else (`ilagent queue retry`) committed rows in between. */
+		go_behind(d);
+		stage_item_free(item);
+		return;
+	}
+	enum consider c = consider_row(d, item, now_ms);
+	if (c == FULL) {
+		go_behind(d);
+		stage_item_free(item);
+		return;
+	}
+	d->cursor = item->seq;
+	if (c == SKIPPED)
+		stage_item_free(item);
+}
+
+/* Reads rows beyond the cursor; leaves behind mode once the end is reached with hand-offs
+ * enabled again. */
+static void scan_forward(struct dispatcher *d, int64_t now_ms)
+{
+	for (int page = 0; page < SCAN_PAGES_PER_ROUND; page++) {
+		struct store_item_list list;
+		if (store_items_page(d->p->reader, d->cursor, DISPATCH_PAGE, &list) != 0) {
+			log_limited(LOG_LVL_WARN, "forward", "reading the queue failed: %s",
+				    store_errmsg(d->p->reader));
+			return;
+		}
+		bool full = false;
+		for (size_t i = 0; i < list.count && !full; i++) {
+			struct store_item *item = heap_item(&list.items[i]);
+			if (!item) {
+				full = true;
+				break;
+			}
+			enum consider c = consider_row(d, item, now_ms);
+			if (c == FULL) {
+				stage_item_free(item);
+				full = true;
+				break;
+			}
+			d->cursor = item->seq;
+			if (c == SKIPPED)
+				stage_item_free(item);
+		}
+		size_t n = list.count;
+		store_item_list_free(&list);
+		if (full || n == DISPATCH_PAGE)
+			continue;
+		/* The end is reached. Re-enable hand-offs, then look once more: rows committed
+		 * while hand-offs were off are visible now. */
+		if (atomic_exchange(&d->p->handoff_suspended, 0))
+			continue;
+		d->behind = false;
+		return;
+	}
+}
+
+/* Rows whose retry time has come (they are not in memory while they wait). */
+static void scan_due(struct dispatcher *d, int64_t now_ms)
+{
+	struct store_item_list list;
+	if (store_items_retry_due(d->p->reader, now_ms, DISPATCH_PAGE, &list) != 0)
+		return;
+	for (size_t i = 0; i < list.count; i++) {
+		if (d->count >= d->cap)
+			break;
+		struct store_item *item = heap_item(&list.items[i]);
+		if (item && consider_row(d, item, now_ms) != TAKEN)
+			stage_item_free(item);
+	}
+	store_item_list_free(&list);
+}
+
+/* After a row of a key left the queue, its next row may go. */
+static void fetch_successor(struct dispatcher *d, const char *order_key, int64_t now_ms)
+{
+	struct store_item row;
+	if (store_item_head(d->p->reader, order_key, &row) != 0)
+		return;
+	struct store_item *item = heap_item(&row);
+	if (!item)
+		return;
+	/* Beyond the cursor the forward scan or a hand-off will bring it in order. */
+	if (item->seq > d->cursor || consider_row(d, item, now_ms) != TAKEN)
+		stage_item_free(item);
+}
+
+static void on_applied(struct dispatcher *d, struct outcome *o, int64_t now_ms)
+{
+	struct store_item *item = o->item;
+	const struct forward_result *r = &o->res;
+	d->outstanding[o->forwarder]--;
+	d->in_flight--;
+	metrics_add_in_flight(-1);
+	untrack(d, item);
+	if (r->host_failed)
+		host_brake_fail(&d->brakes[r->host], now_ms, d->p->cfg->retry_max_backoff,
+				r->host_hint_ms);
+	else if (r->host_ok)
+		host_brake_ok(&d->brakes[r->host]);
+	if (r->cooldown_until && item->integration_key)
+		cooldown_set(d->cooldown, item->integration_key, r->cooldown_until);
+	if (item->order_key && r->action != FWD_RESCHEDULE && r->action != FWD_UNCHANGED)
+		fetch_successor(d, item->order_key, now_ms);
+	stage_outcome_free(o);
+}
+
+/* ---- handing out ----------------------------------------------------------------------- */
+
+static enum ilert_base item_host(const struct store_item *item)
+{
+	if (item->kind == STORE_KIND_HEARTBEAT && item->integration_key &&
+	    strncmp(item->integration_key, "il1hbt", 6) != 0)
+		return ILERT_BASE_BEAT;
+	return ILERT_BASE_API;
+}
+
+/* 0 when the item may start now, else the Unix ms it may (brake, cool-down, rate limit). */
+static int64_t item_wait_until(struct dispatcher *d, const struct store_item *item, int64_t now_ms)
+{
+	const struct host_brake *b = &d->brakes[item_host(item)];
+	if (host_brake_active(b, now_ms))
+		return b->until_ms;
+	if (item->kind != STORE_KIND_EVENT || !item->integration_key)
+		return 0;
+	int64_t until = cooldown_until(d->cooldown, item->integration_key, now_ms);
+	if (until)
+		return until;
+	return d->rate ? rate_limiter_wait(d->rate, item->integration_key, now_ms) : 0;
+}
+
+static int least_busy_forwarder(const struct dispatcher *d)
+{
+	int best = -1;
+	for (int i = 0; i < d->p->forwarder_count; i++)
+		if (d->outstanding[i] < FORWARDER_DEPTH &&
+		    (best < 0 || d->outstanding[i] < d->outstanding[best]))
+			best = i;
+	return best;
+}
+
+/* Hands out eligible rows in seq order; returns the earliest time a held-back row may go. */
+static int64_t hand_out(struct dispatcher *d, int64_t now_ms)
+{
+	int64_t next = 0;
+	size_t i = 0;
+	while (i < d->count) {
+		int f = least_busy_forwarder(d);
+		if (f < 0)
+			break;
+		struct store_item *item = d->buf[i];
+		int64_t wait = item_wait_until(d, item, now_ms);
+		if (wait) {
+			if (!next || wait < next)
+				next = wait;
+			i++;
+			continue;
+		}
+		if (!mailbox_push(d->p->forwarders[f].inbox_slot, item))
+			break;
+		buffer_remove_at(d, i);
+		if (d->rate && item->kind == STORE_KIND_EVENT && item->integration_key)
+			rate_limiter_record(d->rate, item->integration_key, now_ms);
+		d->outstanding[f]++;
+		d->in_flight++;
+		metrics_add_in_flight(1);
+	}
+	return next;
+}
+
+/* ---- main loop --------------------------------------------------------------------------- */
+
+static void drain_mailbox(struct dispatcher *d, int64_t now_ms)
+{
+	void *ptr;
+	while ((ptr = mailbox_pop(d->p->to_dispatch))) {
+		if (is_outcome(ptr))
+			on_applied(d, untag_outcome(ptr), now_ms);
+		else
+			on_fresh(d, ptr, now_ms);
+	}
+}
+
+static void dispatcher_free(struct dispatcher *d)
+{
+	for (size_t i = 0; i < d->count; i++) {
+		untrack(d, d->buf[i]);
+		stage_item_free(d->buf[i]);
+	}
+	free(d->buf);
+	strmap_destroy(d->busy_keys);
+	strmap_destroy(d->known_ids);
+	free(d->outstanding);
+	rate_limiter_destroy(d->rate);
+	cooldown_table_destroy(d->cooldown);
+}
+
+void *dispatch_main(void *arg)
+{
+	struct pipeline *p = arg;
+	struct dispatcher d = { .p = p, .behind = true };
+	d.cap = (size_t)p->dispatch_capacity;
+	d.buf = calloc(d.cap, sizeof(*d.buf));
+	d.busy_keys = strmap_create();
+	d.known_ids = strmap_create();
+	d.outstanding = calloc((size_t)p->forwarder_count, sizeof(int));
+	d.rate = rate_limiter_create(p->cfg->rate_limit, 10000);
+	d.cooldown = cooldown_table_create(10000);
+	if (!d.buf || !d.busy_keys || !d.known_ids || !d.outstanding || !d.cooldown ||
+	    (p->cfg->rate_limit && !d.rate))
+		abort();
+	atomic_store(&p->handoff_suspended, 1);
+
+	while (!atomic_load(&p->dispatch_stop)) {
+		int64_t now = clock_now_ms();
+		drain_mailbox(&d, now);
+		if (d.behind)
+			scan_forward(&d, now);
+		int64_t mono = clock_mono_ms();
+		if (mono >= d.next_tick_ms) {
+			scan_due(&d, now);
+			/* Rows committed by another process after our last hand-off. */
+			if (!d.behind)
+				go_behind(&d);
+			d.next_tick_ms = mono + TICK_MS;
+		}
+		int64_t next = hand_out(&d, now);
+		metrics_set_ring_fill(MRING_DISPATCH, d.cap ? (double)d.count / (double)d.cap : 0);
+		int timeout = (int)(d.next_tick_ms - mono);
+		if (next && next - now < timeout)
+			timeout = (int)(next - now);
+		if (d.behind && d.count < d.cap)
+			timeout = 0;
+		if (timeout < 0)
+			timeout = 0;
+		if (timeout > 0)
+			mailbox_wait(p->to_dispatch, timeout);
+		if (!d.behind && d.in_flight == 0 && d.count == 0)
+			pipeline_notify(p);
+	}
+
+	/* Stop handing out; forwarders finish what they hold (or abandon it). Their outcomes
+	 * come back through persist until it is done. */
+	for (int i = 0; i < p->forwarder_count; i++) {
+		atomic_store(&p->forwarders[i].stop, 1);
+		mailbox_wake(p->forwarders[i].inbox);
+	}
+	while (!atomic_load(&p->persist_done) || mailbox_count(p->to_dispatch)) {
+		drain_mailbox(&d, clock_now_ms());
+		if (atomic_load(&p->persist_done) && !mailbox_count(p->to_dispatch))
+			break;
+		mailbox_wait(p->to_dispatch, 100);
+	}
+	void *ptr;
+	while ((ptr = mailbox_pop(p->to_dispatch))) {
+		if (is_outcome(ptr))
+			stage_outcome_free(untag_outcome(ptr));
+		else
+			stage_item_free(ptr);
+	}
+	dispatcher_free(&d);
+	return NULL;
+}
+
+/* ---- forwarders ------------------------------------------------------------------------ */
+
+void *forwarder_main(void *arg)
+{
+	struct forwarder *f = arg;
+	struct pipeline *p = f->p;
+	for (;;) {
+		struct store_item *item = atomic_load(&f->stop) ? NULL : mailbox_pop(f->inbox);
+		if (!item) {
+			if (atomic_load(&f->stop))
+				break;
+			mailbox_wait(f->inbox, 1000);
+			continue;
+		}
+		struct outcome *o = calloc(1, sizeof(*o));
+		if (!o)
+			abort();
+		o->item = item;
+		o->forwarder = f->index;
+		o->started_ms = clock_now_ms();
+		if (forward_deliver(f->client, &p->fwd_settings, item, o->started_ms, &o->res) != 0)
+			abort();
+		if (atomic_load(&p->abandon) && o->res.action != FWD_DELETE) {
+			/* Cut short by the shutdown: the row stays as it was (§20.3). */
+			forward_result_clear(&o->res);
+			o->res.action = FWD_UNCHANGED;
+		}
+		enum source src = source_parse(item->source);
+		metrics_observe_forward_duration(item->kind, o->res.duration_s);
+		if (o->res.action == FWD_DELETE) {
+			metrics_forwarded(src, item->kind);
+			metrics_observe_delivery_delay(item->kind,
+						       (double)(clock_now_ms() - item->accepted_at) / 1000.0);
+		} else if (o->res.retried) {
+			metrics_retried(src, item->kind, o->res.retry_cause);
+		}
+		while (!mailbox_push(f->out_slot, tag_outcome(o)))
+			usleep(500);
+	}
+	/* Rows handed to this forwarder but never started stay queued untouched. */
+	struct store_item *item;
+	while ((item = mailbox_pop(f->inbox))) {
+		struct outcome *o = calloc(1, sizeof(*o));
+		if (!o)
+			abort();
+		o->item = item;
+		o->forwarder = f->index;
+		o->res.action = FWD_UNCHANGED;
+		while (!mailbox_push(f->out_slot, tag_outcome(o)))
+			usleep(500);
+	}
+	return NULL;
+}

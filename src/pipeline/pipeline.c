@@ -1,0 +1,406 @@
+/* Pipeline lifecycle, the intake entry point and the normalize stage. */
+#include "pipeline/pipeline.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "core/clock.h"
+#include "core/err.h"
+#include "ops/log.h"
+#include "ops/metrics.h"
+#include "pipeline/stages.h"
+
+/* ---- items moving between stages -------------------------------------------------------- */
+
+struct store_item *stage_item_from_pending(struct pending_item *pi, enum source source,
+					   const char *id, int64_t seq, int64_t accepted_at)
+{
+	struct store_item *item = calloc(1, sizeof(*item));
+	char created[48];
+	if (!item)
+		return NULL;
+	item->id = strdup(id);
+	item->source = strdup(source_name(source));
+	item->created_at = strdup(clock_db_timestamp(created, sizeof(created)));
+	if (!item->id || !item->source || !item->created_at) {
+		stage_item_free(item);
+		return NULL;
+	}
+	item->seq = seq;
+	item->kind = pi->kind;
+	item->accepted_at = accepted_at;
+	/* The strings move: the pending item is destroyed right after the hand-off. */
+	item->integration_key = pi->ev.integration_key;
+	item->event_type = pi->ev.event_type;
+	item->alert_key = pi->ev.alert_key;
+	item->summary = pi->ev.summary;
+	item->priority = pi->ev.priority;
+	item->images = pi->ev.images;
+	item->links = pi->ev.links;
+	item->custom_details = pi->ev.custom_details;
+	item->details = pi->ev.details;
+	item->event_api_path = pi->event_api_path;
+	item->payload = pi->payload;
+	item->order_key = pi->order_key;
+	memset(&pi->ev, 0, sizeof(pi->ev));
+	pi->event_api_path = NULL;
+	pi->payload = NULL;
+	pi->order_key = NULL;
+	return item;
+}
+
+void stage_item_free(struct store_item *item)
+{
+	if (!item)
+		return;
+	store_item_clear(item);
+	free(item);
+}
+
+void stage_outcome_free(struct outcome *o)
+{
+	if (!o)
+		return;
+	stage_item_free(o->item);
+	forward_result_clear(&o->res);
+	free(o);
+}
+
+void stage_message_done(struct pipeline *p, struct message *msg)
+{
+	message_destroy(msg);
+	atomic_fetch_sub(&p->messages_in_persist, 1);
+}
+
+void pipeline_notify(struct pipeline *p)
+{
+	uint64_t one = 1;
+	ssize_t n = write(p->event_fd, &one, sizeof(one));
+	(void)n; /* a saturated counter still wakes the waiter */
+}
+
+/* ---- intake ------------------------------------------------------------------------------ */
+
+bool pipeline_admit(struct pipeline *p, struct message *msg)
+{
+	atomic_fetch_add(&p->admitters, 1);
+	if (atomic_load(&p->closed)) {
+		/* Shutdown began after the source checked the state: answer it here. */
+		atomic_fetch_sub(&p->admitters, 1);
+		ticket_finish(msg->ticket, TICKET_SHUTTING_DOWN, NULL);
+		message_destroy(msg);
+		return true;
+	}
+	struct mailbox_slot *slot = mailbox_slot_for_thread(p->intake);
+	bool ok = slot && mailbox_push(slot, msg);
+	atomic_fetch_sub(&p->admitters, 1);
+	return ok;
+}
+
+static bool intake_admit_cb(void *ctx, struct message *msg)
+{
+	return pipeline_admit(ctx, msg);
+}
+
+static enum intake_state intake_state_cb(void *ctx)
+{
+	return pipeline_intake_state(ctx);
+}
+
+struct intake pipeline_intake(struct pipeline *p)
+{
+	struct intake in = { .ctx = p, .admit = intake_admit_cb, .state = intake_state_cb };
+	return in;
+}
+
+enum intake_state pipeline_intake_state(const struct pipeline *p)
+{
+	if (atomic_load(&p->closed))
+		return INTAKE_CLOSED;
+	return atomic_load(&p->paused) ? INTAKE_PAUSED : INTAKE_OPEN;
+}
+
+int64_t pipeline_queued(const struct pipeline *p)
+{
+	return atomic_load(&p->queued);
+}
+
+bool pipeline_store_failing(const struct pipeline *p, char *err, size_t err_size)
+{
+	if (!atomic_load(&p->store_failing))
+		return false;
+	pthread_mutex_lock((pthread_mutex_t *)&p->state_lock);
+	snprintf(err, err_size, "%s", p->store_error);
+	pthread_mutex_unlock((pthread_mutex_t *)&p->state_lock);
+	return true;
+}
+
+double pipeline_intake_fill(const struct pipeline *p)
+{
+	unsigned cap = mailbox_capacity(p->intake);
+	return cap ? (double)mailbox_count(p->intake) / cap : 0.0;
+}
+
+double pipeline_dispatch_fill(const struct pipeline *p)
+{
+	return p->dispatch_capacity ? (double)atomic_load(&p->buffered) / p->dispatch_capacity : 0;
+}
+
+bool pipeline_fatal(const struct pipeline *p, char *msg, size_t msg_size)
+{
+	if (!atomic_load(&p->fatal))
+		return false;
+	pthread_mutex_lock((pthread_mutex_t *)&p->state_lock);
+	snprintf(msg, msg_size, "%s", p->fatal_msg);
+	pthread_mutex_unlock((pthread_mutex_t *)&p->state_lock);
+	return true;
+}
+
+bool pipeline_idle(const struct pipeline *p)
+{
+	return atomic_load(&p->queued) <= 0 && atomic_load(&p->in_memory) == 0 &&
+	       mailbox_count(p->intake) == 0 && mailbox_count(p->to_persist) == 0;
+}
+
+void pipeline_wake(struct pipeline *p)
+{
+	pipeline_notify(p);
+}
+
+void pipeline_wait_event(struct pipeline *p, int timeout_ms)
+{
+	struct pollfd pfd = { .fd = p->event_fd, .events = POLLIN };
+	if (poll(&pfd, 1, timeout_ms) > 0) {
+		uint64_t v;
+		ssize_t n = read(p->event_fd, &v, sizeof(v));
+		(void)n;
+	}
+}
+
+/* ---- normalize stage ------------------------------------------------------------------------ */
+
+static const struct normalize_rules *rules_for(const struct pipeline *p, enum source s)
+{
+	switch (s) {
+	case SOURCE_MQTT: return p->rules_mqtt;
+	case SOURCE_KAFKA: return p->rules_kafka;
+	default: return p->rules_http;
+	}
+}
+
+static void reject(struct message *msg)
+{
+	if (msg->ticket) {
+		enum reject_reason why = msg->ticket->reject_reason;
+		metrics_rejected(msg->source, why == REJECT_TOO_LARGE ? MR_TOO_LARGE
+					      : why == REJECT_UNMATCHED_TOPIC ? MR_UNMATCHED_TOPIC
+									      : MR_INVALID,
+				 1);
+		ticket_finish(msg->ticket, TICKET_REJECTED, NULL);
+	}
+	message_destroy(msg);
+}
+
+static void *normalize_main(void *arg)
+{
+	struct pipeline *p = arg;
+	for (;;) {
+		struct message *msg = mailbox_pop(p->intake);
+		if (!msg) {
+			if (atomic_load(&p->closed) && atomic_load(&p->admitters) == 0 &&
+			    mailbox_count(p->intake) == 0)
+				break;
+			mailbox_wait(p->intake, 200);
+			continue;
+		}
+		if (!normalize_message(rules_for(p, msg->source), msg)) {
+			reject(msg);
+			continue;
+		}
+		/* Persist never waits on normalize, so this wait ends. */
+		atomic_fetch_add(&p->messages_in_persist, 1);
+		while (!mailbox_push(p->normalize_slot, msg))
+			usleep(100);
+	}
+	atomic_store(&p->normalize_done, 1);
+	mailbox_wake(p->to_persist);
+	return NULL;
+}
+
+/* ---- lifecycle ---------------------------------------------------------------------------- */
+
+struct pipeline *pipeline_create(const struct config *cfg, struct store *writer,
+				 struct store *reader)
+{
+	struct pipeline *p = calloc(1, sizeof(*p));
+	if (!p)
+		return NULL;
+	p->cfg = cfg;
+	p->writer = writer;
+	p->reader = reader;
+	p->event_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	pthread_mutex_init(&p->state_lock, NULL);
+	p->forwarder_count = cfg->forwarders;
+	p->dispatch_capacity = 2 * cfg->forwarders * DISPATCH_PAGE;
+	p->fwd_settings.max_retries = cfg->max_retries;
+	p->fwd_settings.retry_max_backoff = cfg->retry_max_backoff;
+	p->fwd_settings.policy_cache_ttl = cfg->policy_cache_ttl;
+	p->intake = mailbox_create(INTAKE_RING_SIZE, INTAKE_MAX_PRODUCERS);
+	p->to_persist = mailbox_create(PERSIST_RING_SIZE, (unsigned)cfg->forwarders + 1);
+	p->to_dispatch = mailbox_create(PERSIST_RING_SIZE, 2);
+	p->rules_http = normalize_rules_create(cfg, SOURCE_HTTP);
+	p->rules_mqtt = normalize_rules_create(cfg, SOURCE_MQTT);
+	p->rules_kafka = normalize_rules_create(cfg, SOURCE_KAFKA);
+	p->forwarders = calloc((size_t)p->forwarder_count, sizeof(*p->forwarders));
+	if (p->event_fd < 0 || !p->intake || !p->to_persist || !p->to_dispatch ||
+	    !p->rules_http || !p->rules_mqtt || !p->rules_kafka || !p->forwarders)
+		goto fail;
+	p->normalize_slot = mailbox_slot_add(p->to_persist);
+	p->fresh_slot = mailbox_slot_add(p->to_dispatch);
+	p->applied_slot = mailbox_slot_add(p->to_dispatch);
+	if (!p->normalize_slot || !p->fresh_slot || !p->applied_slot)
+		goto fail;
+	for (int i = 0; i < p->forwarder_count; i++) {
+		struct forwarder *f = &p->forwarders[i];
+		f->p = p;
+		f->index = i;
+		f->inbox = mailbox_create(FORWARDER_DEPTH * 2, 1);
+		f->client = ilert_client_create(cfg);
+		if (!f->inbox || !f->client)
+			goto fail;
+		f->inbox_slot = mailbox_slot_add(f->inbox);
+		f->out_slot = mailbox_slot_add(p->to_persist);
+		if (!f->inbox_slot || !f->out_slot)
+			goto fail;
+		ilert_client_set_abort(f->client, &p->abandon);
+	}
+	int64_t queued = 0;
+	if (store_items_count(writer, &queued) != 0)
+		goto fail;
+	atomic_store(&p->queued, queued);
+	atomic_store(&p->paused, queued >= cfg->max_queue);
+	return p;
+fail:
+	pipeline_destroy(p);
+	return NULL;
+}
+
+int pipeline_start(struct pipeline *p)
+{
+	metrics_set_paused(atomic_load(&p->paused));
+	if (pthread_create(&p->persist_thread, NULL, persist_main, p) != 0)
+		return ILA_ERR_NOMEM;
+	if (pthread_create(&p->dispatch_thread, NULL, dispatch_main, p) != 0)
+		abort();
+	for (int i = 0; i < p->forwarder_count; i++)
+		if (pthread_create(&p->forwarders[i].thread, NULL, forwarder_main, &p->forwarders[i]) != 0)
+			abort();
+	if (pthread_create(&p->normalize_thread, NULL, normalize_main, p) != 0)
+		abort();
+	p->started = true;
+	return 0;
+}
+
+void pipeline_close_intake(struct pipeline *p)
+{
+	atomic_store(&p->closed, 1);
+	mailbox_wake(p->intake);
+}
+
+void pipeline_drain(struct pipeline *p)
+{
+	pipeline_close_intake(p);
+	if (!p->started)
+		return;
+	pthread_join(p->normalize_thread, NULL);
+	/* Every admitted message is now in persist; wait until it committed them. Messages
+	 * that wait for a failing store are given 5 s, then abandoned unacknowledged. */
+	int64_t failing_since = 0;
+	while (!atomic_load(&p->fatal) && atomic_load(&p->messages_in_persist) > 0) {
+		if (atomic_load(&p->store_failing)) {
+			int64_t now = clock_mono_ms();
+			if (!failing_since)
+				failing_since = now;
+			else if (now - failing_since > 5000)
+				break;
+		} else {
+			failing_since = 0;
+		}
+		usleep(2000);
+	}
+}
+
+void pipeline_abandon(struct pipeline *p)
+{
+	atomic_store(&p->abandon, 1);
+}
+
+void pipeline_stop_delivery(struct pipeline *p, int grace_ms)
+{
+	if (!p->started)
+		return;
+	atomic_store(&p->dispatch_stop, 1);
+	mailbox_wake(p->to_dispatch);
+	/* Forwarders finish the delivery they are in; after the grace period it is abandoned
+	 * (the client aborts the transfer) and the row stays as it was. */
+	int64_t deadline = clock_mono_ms() + grace_ms;
+	for (int i = 0; i < p->forwarder_count; i++) {
+		for (;;) {
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_nsec += 50 * 1000000L;
+			if (ts.tv_nsec >= 1000000000L) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000L;
+			}
+			if (pthread_timedjoin_np(p->forwarders[i].thread, NULL, &ts) == 0)
+				break;
+			if (clock_mono_ms() >= deadline || atomic_load(&p->abandon)) {
+				atomic_store(&p->abandon, 1);
+			}
+		}
+	}
+	atomic_store(&p->forwarders_done, 1);
+	mailbox_wake(p->to_persist);
+	pthread_join(p->persist_thread, NULL);
+	pthread_join(p->dispatch_thread, NULL);
+	p->started = false;
+}
+
+void pipeline_destroy(struct pipeline *p)
+{
+	if (!p)
+		return;
+	if (p->started) {
+		pipeline_drain(p);
+		pipeline_stop_delivery(p, 0);
+	}
+	void *ptr;
+	while (p->intake && (ptr = mailbox_pop(p->intake))) {
+		struct message *msg = ptr;
+		ticket_finish(msg->ticket, TICKET_SHUTTING_DOWN, NULL);
+		message_destroy(msg);
+	}
+	for (int i = 0; p->forwarders && i < p->forwarder_count; i++) {
+		ilert_client_destroy(p->forwarders[i].client);
+		mailbox_destroy(p->forwarders[i].inbox);
+	}
+	free(p->forwarders);
+	mailbox_destroy(p->intake);
+	mailbox_destroy(p->to_persist);
+	mailbox_destroy(p->to_dispatch);
+	normalize_rules_destroy(p->rules_http);
+	normalize_rules_destroy(p->rules_mqtt);
+	normalize_rules_destroy(p->rules_kafka);
+	store_close(p->writer);
+	store_close(p->reader);
+	if (p->event_fd >= 0)
+		close(p->event_fd);
+	pthread_mutex_destroy(&p->state_lock);
+	free(p);
+}

@@ -1,0 +1,55 @@
+/* Test helpers that run `ilagent daemon` in the background against a fake ilert, and a tiny
+ * blocking HTTP client for talking to it. Used only by tests, from one thread (the HTTP
+ * client functions are also safe from several threads, one handle each call). */
+#ifndef ILAGENT_TEST_DAEMON_HARNESS_H
+#define ILAGENT_TEST_DAEMON_HARNESS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct test_daemon {
+	struct proc_bg *proc;
+	char *dir;      /* private temp dir (owned by the caller of daemon_start when given) */
+	char db[512];   /* queue file */
+	char log[512];  /* stderr of the daemon */
+	int port;       /* HTTP port, 0 without -p */
+	char base[64];  /* "http://127.0.0.1:<port>" */
+};
+
+/* Starts `ilagent daemon -f <dir>/ilagent.db3 [-p <free port>] --api_url <api_url>
+ * --beat_url <api_url> <extra args...>` (extra: NULL-terminated, may be NULL) with env
+ * overrides (NULL-terminated or NULL). with_http adds -p. Waits until /health answers (with
+ * HTTP) or until the log shows the start line. Returns false when it did not come up (the
+ * log is printed to stderr then). dir must exist; the struct keeps a copy of the path. */
+bool daemon_start(struct test_daemon *d, const char *dir, const char *api_url, bool with_http,
+		  const char *const extra[], const char *const env[]);
+/* Sends sig and waits up to timeout_ms; returns the exit code (-1 killed by a signal, -2 timed
+ * out, in which case it is killed). */
+int daemon_stop(struct test_daemon *d, int sig, int timeout_ms);
+/* SIGKILL without waiting for anything else. */
+void daemon_kill9(struct test_daemon *d);
+/* The daemon's stderr so far (heap). */
+char *daemon_log(const struct test_daemon *d);
+void daemon_cleanup(struct test_daemon *d);
+
+struct http_reply {
+	long status;     /* 0 on a transport error */
+	char *body;      /* NUL-terminated */
+	char *headers;   /* all response header lines */
+};
+
+/* One request with a fresh connection. content_type NULL = no Content-Type header; extra
+ * header lines (e.g. "Authorization: Bearer x") NULL-terminated or NULL. timeout_ms total. */
+int http_request(const char *method, const char *url, const char *content_type,
+		 const char *body, size_t body_len, const char *const headers[], int timeout_ms,
+		 struct http_reply *reply);
+void http_reply_free(struct http_reply *reply);
+/* Value of a response header (case-insensitive name), heap copy or NULL. */
+char *http_reply_header(const struct http_reply *reply, const char *name);
+/* POST a JSON body to base + path. */
+int http_post_json(const char *base, const char *path, const char *json, struct http_reply *reply);
+
+/* Runs a SQL query returning one integer on the queue file (read-only connection); -1 on error. */
+long long db_query_int(const char *db_path, const char *sql);
+
+#endif
