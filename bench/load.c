@@ -101,7 +101,6 @@ struct run {
 	/* time */
 	int64_t t0_ns;
 	int64_t last_done_ns;
-	int64_t interval_ns;
 	int timer_fd;
 };
 
@@ -364,7 +363,8 @@ static bool may_start_more(const struct run *r, int64_t send_ns)
 
 static int64_t intended_ns(const struct run *r, uint64_t index)
 {
-	return r->t0_ns + (int64_t)((double)index * (double)r->interval_ns);
+	/* From the rate itself, not a rounded interval, so R req/s for S s is R*S requests. */
+	return r->t0_ns + (int64_t)llround((double)index * (double)NS_PER_S / r->o->rate);
 }
 
 /* Starts every request that is due and has a free connection. Returns false when no
@@ -572,8 +572,6 @@ static int run_setup(struct run *r, const struct load_opts *o)
 		}
 	}
 	r->free_count = o->connections;
-	if (o->rate > 0)
-		r->interval_ns = (int64_t)((double)NS_PER_S / o->rate);
 	return 0;
 }
 

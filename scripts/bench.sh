@@ -105,10 +105,14 @@ listening_port() { # log pid: the port a server printed in "listening on http://
   return 1
 }
 
-free_port() {
+free_port() { # a port no socket uses right now, below the kernel's ephemeral range (a busy
+  # client port there cannot be bound by a server, even though nothing listens on it)
   local p i
   for i in $(seq 100); do
-    p=$((20000 + RANDOM % 40000))
+    p=$((10240 + RANDOM % 22000))
+    if command -v ss >/dev/null 2>&1; then
+      [ -z "$(ss -Htan "( sport = :$p )" 2>/dev/null)" ] || continue
+    fi
     if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
       echo "$p"
       return 0
@@ -135,7 +139,7 @@ sink_events() { # port: events counted by an ilagent-sink
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null; }
 
 json_num() { # file key: the first number stored under "key"
-  sed -n "s/.*\"$2\":\\([0-9.eE+-]*\\).*/\\1/p" "$1" | head -n 1
+  sed -n "s/.*\"$2\":\\([0-9.eE+-]*\\).*/\\1/p" "$1" 2>/dev/null | head -n 1
 }
 
 start_sink() { # -> $sink_pid $sink_port
@@ -167,11 +171,11 @@ median() { # numbers...
   [ $# -gt 0 ] || { echo ""; return; }
   printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.3f", a / b; else print "" }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a != "" && b > 0) printf "%.3f", a / b; else print "" }'; }
 fmt_int() { awk -v v="$1" 'BEGIN { if (v == "") print "n/a"; else { s = sprintf("%.0f", v); r = ""; while (length(s) > 3) { r = "," substr(s, length(s) - 2) r; s = substr(s, 1, length(s) - 3) } print s r } }'; }
 fmt_2() { awk -v v="$1" 'BEGIN { if (v == "") print "n/a"; else printf "%.2f", v }'; }
-meets() { # value op goal -> "met" / "missed" / ""
-  awk -v v="$1" -v op="$2" -v g="$3" 'BEGIN { if (v == "") { print ""; exit } ok = (op == ">=") ? (v >= g) : (v <= g); print ok ? "met" : "missed" }'
+meets() { # value op goal -> " (met)" / " (missed)" / ""
+  awk -v v="$1" -v op="$2" -v g="$3" 'BEGIN { if (v == "") exit; ok = (op == ">=") ? (v >= g) : (v <= g); print ok ? " (met)" : " (missed)" }'
 }
 
 rows=() # markdown rows
@@ -217,7 +221,7 @@ scenario_p1() {
   [ "$p1_non2xx" = 0 ] || note=" (some non-2xx)"
   add_row "P1 ingest: \`POST /api/events\`, 64 connections, distinct 400-B events, \`--db_sync full\`, delivering" \
     "$(fmt_int "$v") req/s$note" "$(fmt_int "$b") req/s (bare libmicrohttpd)" "$(fmt_2 "$r")" \
-    "≥ 0.55 $(meets "$r" ">=" 0.55)"
+    "≥ 0.55$(meets "$r" ">=" 0.55)"
 }
 
 # ---- P2 delivery throughput ---------------------------------------------------------------
@@ -263,7 +267,7 @@ scenario_p2() {
   v=$(median "${p2_values[@]}"); b=$(median "${p2_bases[@]}"); r=$(median "${p2_ratios[@]}")
   add_row "P2 delivery: daemon without intake drains $(fmt_int "$p2_rows") queued rows into ilagent-sink" \
     "$(fmt_int "$v") rows/s" "$(fmt_int "$b") rows/s (bare libcurl multi, 8 parallel)" "$(fmt_2 "$r")" \
-    "≥ 0.6 $(meets "$r" ">=" 0.6)"
+    "≥ 0.6$(meets "$r" ">=" 0.6)"
   rm -f "$work"/p2-template.db3*
 }
 
@@ -302,7 +306,7 @@ scenario_p5() {
   local v b
   v=$(median "${p5_values[@]}"); b=$(median "${p5_bases[@]}")
   add_row "P5 latency: p99 at 10,000 req/s (open loop, from intended send time), \`--db_sync full\`" \
-    "$(fmt_2 "$v") ms" "$(fmt_2 "$b") ms (bare libmicrohttpd)" "—" "≤ 5 ms $(meets "$v" "<=" 5)"
+    "$(fmt_2 "$v") ms" "$(fmt_2 "$b") ms (bare libmicrohttpd)" "—" "≤ 5 ms$(meets "$v" "<=" 5)"
 }
 
 # ---- P6 memory under a growing backlog ----------------------------------------------------
@@ -317,7 +321,7 @@ p6_run() { # i
     --api_url "http://127.0.0.1:$dead_port" || { stop "$daemon_pid"; return 1; }
   sleep 1
   rss=$(rss_kib "$daemon_pid")
-  p6_rss_0+=("$rss")
+  p6_rss_empty+=("$rss")
   local line="   run $i: empty $((rss / 1024)) MiB"
   local k=0
   for target in "${p6_steps[@]}"; do
@@ -342,20 +346,20 @@ p6_run() { # i
 scenario_p6() {
   [ "$full" = 1 ] && p6_steps=(100000 500000 1000000)
   echo "== P6 memory: ilert down, queue filled over HTTP in batches of 1000 to ${p6_steps[*]} rows"
-  p6_rss_0=()
+  p6_rss_empty=()
   local k
   for k in "${!p6_steps[@]}"; do eval "p6_rss_$k=()"; done
   local i
   for i in $(seq "$runs"); do p6_run "$i" || echo "   run $i failed"; done
   local base v
-  base=$(median "${p6_rss_0[@]}")
+  base=$(median "${p6_rss_empty[@]}")
   for k in "${!p6_steps[@]}"; do
     eval "v=\$(median \"\${p6_rss_$k[@]}\")"
     local mib="" base_mib=""
     [ -n "$v" ] && mib=$(awk -v v="$v" 'BEGIN { printf "%.1f", v / 1024 }')
     [ -n "$base" ] && base_mib=$(awk -v v="$base" 'BEGIN { printf "%.1f", v / 1024 }')
     add_row "P6 memory: daemon RSS with $(fmt_int "${p6_steps[$k]}") rows queued, ilert down" \
-      "${mib:-n/a} MiB" "${base_mib:-n/a} MiB (empty queue)" "—" "≤ 64 MiB, flat $(meets "$mib" "<=" 64)"
+      "${mib:-n/a} MiB" "${base_mib:-n/a} MiB (empty queue)" "—" "≤ 64 MiB, flat$(meets "$mib" "<=" 64)"
   done
 }
 
@@ -373,7 +377,7 @@ scenario_micro() {
 
 # ---- main ---------------------------------------------------------------------------------
 
-echo "== machine: $(nproc) CPUs, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1), $(uname -sr)"
+echo "== machine: $(nproc) CPUs, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1), $(uname -sr), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "== $("$ilagent" --version 2>/dev/null), runs per scenario: $runs, work dir $work"
 wants P1 && scenario_p1
 wants P2 && scenario_p2

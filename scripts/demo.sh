@@ -51,10 +51,13 @@ fail() {
   exit 1
 }
 
-free_port() { # a port nobody listens on right now
+free_port() { # a port no socket uses right now, below the kernel's ephemeral range
   local p i
   for i in $(seq 100); do
-    p=$((20000 + RANDOM % 40000))
+    p=$((10240 + RANDOM % 22000))
+    if command -v ss >/dev/null 2>&1; then
+      [ -z "$(ss -Htan "( sport = :$p )" 2>/dev/null)" ] || continue
+    fi
     if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
       echo "$p"
       return 0

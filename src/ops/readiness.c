@@ -146,7 +146,8 @@ static json_t *failing_row(void)
 	if (st.mqtt_enabled && !mqtt_ready())
 		return json_pack("{s:s, s:b, s:b, s:s}", "component", "mqtt", "connected",
 				 st.mqtt_connected, "subscriptions_ready",
-				 st.mqtt_subscriptions_ready, "error", text_or_empty(st.mqtt_error));
+				 st.mqtt_subscriptions_ready, "error",
+				 text_or_empty(st.mqtt_error));
 	if (st.kafka_enabled && !kafka_ready())
 		return json_pack("{s:s, s:b, s:b, s:b, s:s}", "component", "kafka",
 				 "consumer_started", st.kafka_consumer_started, "subscribed",
@@ -181,11 +182,20 @@ bool readiness_component_ready(int component)
 	pthread_mutex_lock(&lock);
 	bool ready = true;
 	switch (component) {
-	case MCOMP_DAEMON: ready = !st.shutting_down; break;
-	case MCOMP_MQTT: ready = !st.mqtt_enabled || mqtt_ready(); break;
-	case MCOMP_KAFKA: ready = !st.kafka_enabled || kafka_ready(); break;
-	case MCOMP_QUEUE: ready = queue_ready(); break;
-	default: break;
+	case MCOMP_DAEMON:
+		ready = !st.shutting_down;
+		break;
+	case MCOMP_MQTT:
+		ready = !st.mqtt_enabled || mqtt_ready();
+		break;
+	case MCOMP_KAFKA:
+		ready = !st.kafka_enabled || kafka_ready();
+		break;
+	case MCOMP_QUEUE:
+		ready = queue_ready();
+		break;
+	default:
+		break;
 	}
 	pthread_mutex_unlock(&lock);
 	return ready;

@@ -38,8 +38,7 @@ struct dispatcher {
 	struct strmap *known_ids; /* id → item, same rows */
 	int64_t cursor;           /* every row with seq <= cursor has been considered */
 	bool behind;              /* rows beyond the cursor must be read from the database */
-	int *outstanding;         /* per forwarder */
-	int in_flight;
+	int in_flight;            /* handed out, outcome not yet applied */
 	struct host_brake brakes[2];
 	struct rate_limiter *rate;
 	struct cooldown_table *cooldown;
@@ -233,7 +232,6 @@ static void on_applied(struct dispatcher *d, struct outcome *o, int64_t now_ms)
 {
 	struct store_item *item = o->item;
 	const struct forward_result *r = &o->res;
-	d->outstanding[o->forwarder]--;
 	d->in_flight--;
 	metrics_add_in_flight(-1);
 	untrack(d, item);
@@ -273,25 +271,13 @@ static int64_t item_wait_until(struct dispatcher *d, const struct store_item *it
 	return d->rate ? rate_limiter_wait(d->rate, item->integration_key, now_ms) : 0;
 }
 
-static int least_busy_forwarder(const struct dispatcher *d)
-{
-	int best = -1;
-	for (int i = 0; i < d->p->forwarder_count; i++)
-		if (d->outstanding[i] < FORWARDER_DEPTH &&
-		    (best < 0 || d->outstanding[i] < d->outstanding[best]))
-			best = i;
-	return best;
-}
-
 /* Hands out eligible rows in seq order; returns the earliest time a held-back row may go. */
 static int64_t hand_out(struct dispatcher *d, int64_t now_ms)
 {
 	int64_t next = 0;
 	size_t i = 0;
-	while (i < d->count) {
-		int f = least_busy_forwarder(d);
-		if (f < 0)
-			break;
+	int limit = d->p->forwarder_count * FORWARDER_DEPTH;
+	while (i < d->count && d->in_flight < limit) {
 		struct store_item *item = d->buf[i];
 		int64_t wait = item_wait_until(d, item, now_ms);
 		if (wait) {
@@ -300,12 +286,11 @@ static int64_t hand_out(struct dispatcher *d, int64_t now_ms)
 			i++;
 			continue;
 		}
-		if (!mailbox_push(d->p->forwarders[f].inbox_slot, item))
+		if (!workq_push(d->p->work, item))
 			break;
 		buffer_remove_at(d, i);
 		if (d->rate && item->kind == STORE_KIND_EVENT && item->integration_key)
 			rate_limiter_record(d->rate, item->integration_key, now_ms);
-		d->outstanding[f]++;
 		d->in_flight++;
 		metrics_add_in_flight(1);
 	}
@@ -334,7 +319,6 @@ static void dispatcher_free(struct dispatcher *d)
 	free(d->buf);
 	strmap_destroy(d->busy_keys);
 	strmap_destroy(d->known_ids);
-	free(d->outstanding);
 	rate_limiter_destroy(d->rate);
 	cooldown_table_destroy(d->cooldown);
 }
@@ -347,10 +331,9 @@ void *dispatch_main(void *arg)
 	d.buf = calloc(d.cap, sizeof(*d.buf));
 	d.busy_keys = strmap_create();
 	d.known_ids = strmap_create();
-	d.outstanding = calloc((size_t)p->forwarder_count, sizeof(int));
 	d.rate = rate_limiter_create(p->cfg->rate_limit, 10000);
 	d.cooldown = cooldown_table_create(10000);
-	if (!d.buf || !d.busy_keys || !d.known_ids || !d.outstanding || !d.cooldown ||
+	if (!d.buf || !d.busy_keys || !d.known_ids || !d.cooldown ||
 	    (p->cfg->rate_limit && !d.rate))
 		abort();
 	atomic_store(&p->handoff_suspended, 1);
@@ -385,10 +368,8 @@ void *dispatch_main(void *arg)
 
 	/* Stop handing out; forwarders finish what they hold (or abandon it). Their outcomes
 	 * come back through persist until it is done. */
-	for (int i = 0; i < p->forwarder_count; i++) {
-		atomic_store(&p->forwarders[i].stop, 1);
-		mailbox_wake(p->forwarders[i].inbox);
-	}
+	atomic_store(&p->forwarders_stop, 1);
+	workq_wake_all(p->work);
 	while (!atomic_load(&p->persist_done) || mailbox_count(p->to_dispatch)) {
 		drain_mailbox(&d, clock_now_ms());
 		if (atomic_load(&p->persist_done) && !mailbox_count(p->to_dispatch))
@@ -408,16 +389,34 @@ void *dispatch_main(void *arg)
 
 /* ---- forwarders ------------------------------------------------------------------------ */
 
+static void report(struct forwarder *f, struct outcome *o)
+{
+	/* Persist never waits on a forwarder, so this wait ends. */
+	while (!mailbox_push(f->out_slot, tag_outcome(o)))
+		usleep(500);
+}
+
+static void count_delivery(const struct store_item *item, const struct forward_result *res)
+{
+	enum source src = source_parse(item->source);
+	metrics_observe_forward_duration(item->kind, res->duration_s);
+	if (res->action == FWD_DELETE) {
+		metrics_forwarded(src, item->kind);
+		metrics_observe_delivery_delay(item->kind,
+					       (double)(clock_now_ms() - item->accepted_at) / 1000.0);
+	} else if (res->retried) {
+		metrics_retried(src, item->kind, res->retry_cause);
+	}
+}
+
 void *forwarder_main(void *arg)
 {
 	struct forwarder *f = arg;
 	struct pipeline *p = f->p;
-	for (;;) {
-		struct store_item *item = atomic_load(&f->stop) ? NULL : mailbox_pop(f->inbox);
+	while (!atomic_load(&p->forwarders_stop)) {
+		struct store_item *item = workq_pop(p->work);
 		if (!item) {
-			if (atomic_load(&f->stop))
-				break;
-			mailbox_wait(f->inbox, 1000);
+			workq_wait(p->work, 1000);
 			continue;
 		}
 		struct outcome *o = calloc(1, sizeof(*o));
@@ -433,29 +432,22 @@ void *forwarder_main(void *arg)
 			forward_result_clear(&o->res);
 			o->res.action = FWD_UNCHANGED;
 		}
-		enum source src = source_parse(item->source);
-		metrics_observe_forward_duration(item->kind, o->res.duration_s);
-		if (o->res.action == FWD_DELETE) {
-			metrics_forwarded(src, item->kind);
-			metrics_observe_delivery_delay(item->kind,
-						       (double)(clock_now_ms() - item->accepted_at) / 1000.0);
-		} else if (o->res.retried) {
-			metrics_retried(src, item->kind, o->res.retry_cause);
-		}
-		while (!mailbox_push(f->out_slot, tag_outcome(o)))
-			usleep(500);
+		count_delivery(item, &o->res);
+		report(f, o);
 	}
-	/* Rows handed to this forwarder but never started stay queued untouched. */
+	return NULL;
+}
+
+void stage_return_unstarted(struct pipeline *p)
+{
+	/* Every forwarder has exited: forwarder 0's slot has no other producer now. */
 	struct store_item *item;
-	while ((item = mailbox_pop(f->inbox))) {
+	while ((item = workq_pop(p->work))) {
 		struct outcome *o = calloc(1, sizeof(*o));
 		if (!o)
 			abort();
 		o->item = item;
-		o->forwarder = f->index;
 		o->res.action = FWD_UNCHANGED;
-		while (!mailbox_push(f->out_slot, tag_outcome(o)))
-			usleep(500);
+		report(&p->forwarders[0], o);
 	}
-	return NULL;
 }

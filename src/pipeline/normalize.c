@@ -220,7 +220,6 @@ static void scan_note_key(struct scan *sc, size_t event, uint16_t *seen, const c
 /* False when the document nests deeper than sc->max_depth. */
 static bool scan_body(const char *s, size_t len, struct scan *sc)
 {
-	bool is_object[JSON_MAX_DEPTH + 3];
 	int depth = 0;
 	size_t event = 0;
 	uint16_t seen = 0;
@@ -235,7 +234,6 @@ static bool scan_body(const char *s, size_t len, struct scan *sc)
 		case '[':
 			if (++depth > sc->max_depth)
 				return false;
-			is_object[depth] = c == '{';
 			if (depth == sc->event_depth) {
 				seen = 0;
 				expect_key = c == '{';
@@ -250,7 +248,9 @@ static bool scan_body(const char *s, size_t len, struct scan *sc)
 		case ',':
 			if (depth == 1 && sc->event_depth == 2)
 				event++;
-			if (depth == sc->event_depth && is_object[depth])
+			/* In an array this marks strings as keys too; harmless, because only
+			 * objects are ever asked about their repeats. */
+			if (depth == sc->event_depth)
 				expect_key = true;
 			break;
 		case '"': {

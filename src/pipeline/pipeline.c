@@ -196,11 +196,12 @@ static const struct normalize_rules *rules_for(const struct pipeline *p, enum so
 static void reject(struct message *msg)
 {
 	if (msg->ticket) {
-		enum reject_reason why = msg->ticket->reject_reason;
-		metrics_rejected(msg->source, why == REJECT_TOO_LARGE ? MR_TOO_LARGE
-					      : why == REJECT_UNMATCHED_TOPIC ? MR_UNMATCHED_TOPIC
-									      : MR_INVALID,
-				 1);
+		switch (msg->ticket->reject_reason) {
+		case REJECT_FILTERED: metrics_filtered(msg->source); break;
+		case REJECT_TOO_LARGE: metrics_rejected(msg->source, MR_TOO_LARGE, 1); break;
+		case REJECT_UNMATCHED_TOPIC: metrics_rejected(msg->source, MR_UNMATCHED_TOPIC, 1); break;
+		default: metrics_rejected(msg->source, MR_INVALID, 1); break;
+		}
 		ticket_finish(msg->ticket, TICKET_REJECTED, NULL);
 	}
 	message_destroy(msg);
@@ -257,7 +258,8 @@ struct pipeline *pipeline_create(const struct config *cfg, struct store *writer,
 	p->rules_mqtt = normalize_rules_create(cfg, SOURCE_MQTT);
 	p->rules_kafka = normalize_rules_create(cfg, SOURCE_KAFKA);
 	p->forwarders = calloc((size_t)p->forwarder_count, sizeof(*p->forwarders));
-	if (p->event_fd < 0 || !p->intake || !p->to_persist || !p->to_dispatch ||
+	p->work = workq_create(1024);
+	if (p->event_fd < 0 || !p->intake || !p->to_persist || !p->to_dispatch || !p->work ||
 	    !p->rules_http || !p->rules_mqtt || !p->rules_kafka || !p->forwarders)
 		goto fail;
 	p->normalize_slot = mailbox_slot_add(p->to_persist);
@@ -269,13 +271,9 @@ struct pipeline *pipeline_create(const struct config *cfg, struct store *writer,
 		struct forwarder *f = &p->forwarders[i];
 		f->p = p;
 		f->index = i;
-		f->inbox = mailbox_create(FORWARDER_DEPTH * 2, 1);
 		f->client = ilert_client_create(cfg);
-		if (!f->inbox || !f->client)
-			goto fail;
-		f->inbox_slot = mailbox_slot_add(f->inbox);
 		f->out_slot = mailbox_slot_add(p->to_persist);
-		if (!f->inbox_slot || !f->out_slot)
+		if (!f->client || !f->out_slot)
 			goto fail;
 		ilert_client_set_abort(f->client, &p->abandon);
 	}
@@ -365,6 +363,7 @@ void pipeline_stop_delivery(struct pipeline *p, int grace_ms)
 			}
 		}
 	}
+	stage_return_unstarted(p);
 	atomic_store(&p->forwarders_done, 1);
 	mailbox_wake(p->to_persist);
 	pthread_join(p->persist_thread, NULL);
@@ -386,11 +385,10 @@ void pipeline_destroy(struct pipeline *p)
 		ticket_finish(msg->ticket, TICKET_SHUTTING_DOWN, NULL);
 		message_destroy(msg);
 	}
-	for (int i = 0; p->forwarders && i < p->forwarder_count; i++) {
+	for (int i = 0; p->forwarders && i < p->forwarder_count; i++)
 		ilert_client_destroy(p->forwarders[i].client);
-		mailbox_destroy(p->forwarders[i].inbox);
-	}
 	free(p->forwarders);
+	workq_destroy(p->work);
 	mailbox_destroy(p->intake);
 	mailbox_destroy(p->to_persist);
 	mailbox_destroy(p->to_dispatch);

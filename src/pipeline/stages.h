@@ -10,6 +10,7 @@
 
 #include "cli/config.h"
 #include "core/mailbox.h"
+#include "core/workq.h"
 #include "pipeline/dedup.h"
 #include "pipeline/forward.h"
 #include "pipeline/normalize.h"
@@ -23,8 +24,9 @@
 #define PERSIST_RING_SIZE 4096
 #define COMMIT_MAX_ITEMS 1000
 #define DISPATCH_PAGE 256
-/* Items a forwarder may hold (one in delivery, the rest waiting): keeps forwarders busy
- * while outcomes travel through a group commit. */
+/* Rows handed out but not yet reported back, per forwarder: enough to keep every forwarder
+ * busy while outcomes travel through a group commit. Handed-out rows wait in one shared
+ * queue that idle forwarders take from, so a slow request never holds up the others. */
 #define FORWARDER_DEPTH 32
 
 /* A delivered (or failed) item travelling forwarder → persist → dispatcher. */
@@ -55,11 +57,8 @@ struct forwarder {
 	struct pipeline *p;
 	int index;
 	pthread_t thread;
-	struct mailbox *inbox;          /* dispatcher → this forwarder */
-	struct mailbox_slot *inbox_slot; /* the dispatcher's slot */
-	struct mailbox_slot *out_slot;   /* this forwarder's slot into the persist mailbox */
+	struct mailbox_slot *out_slot; /* this forwarder's slot into the persist mailbox */
 	struct ilert_client *client;
-	atomic_int stop; /* take nothing new */
 };
 
 struct pipeline {
@@ -77,6 +76,8 @@ struct pipeline {
 	struct mailbox_slot *applied_slot; /* applied outcomes (never dropped) */
 	atomic_int handoff_suspended; /* persist stops handing off fresh items until rescanned */
 
+	struct workq *work; /* dispatcher → forwarders */
+	atomic_int forwarders_stop; /* forwarders take nothing new */
 	struct forwarder *forwarders;
 	int forwarder_count;
 
@@ -116,6 +117,9 @@ void pipeline_notify(struct pipeline *p);
 void *persist_main(void *arg);
 void *dispatch_main(void *arg);
 void *forwarder_main(void *arg);
+/* After every forwarder exited: rows handed out but never started go back to persist as
+ * unchanged outcomes (their rows stay queued as they were). */
+void stage_return_unstarted(struct pipeline *p);
 
 /* A store_item built from a committed pending item (strings moved out of it). */
 struct store_item *stage_item_from_pending(struct pending_item *pi, enum source source,

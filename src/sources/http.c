@@ -65,6 +65,7 @@
 #define LISTEN_BACKLOG 512
 /* How long stop lets resumed requests write their answers before closing connections. */
 #define STOP_FLUSH_MS 2000
+#define STOP_POLL_MS 5
 #define MAX_PING_THREADS 256
 
 #define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
@@ -83,8 +84,8 @@ enum route {
 struct route_info {
 	const char *path; /* exact path; NULL for the heartbeat route (prefix) */
 	enum metric_route metric;
-	bool post;       /* POST only; otherwise GET and HEAD */
-	bool open;       /* never requires the token (§10.2) */
+	bool post; /* POST only; otherwise GET and HEAD */
+	bool open; /* never requires the token (§10.2) */
 };
 
 static const struct route_info routes[] = {
@@ -172,11 +173,12 @@ struct http_source {
 	char *token;
 	size_t token_len;
 
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	bool stopping; /* no new waits begin */
-	int waits;     /* waits begun and not yet ended */
-	int live;      /* request contexts alive */
+	/* Hot-path state without locks: a wait begins by counting itself and then looking at
+	 * stopping; stop sets stopping and then waits for the count to drop to zero, so either
+	 * the wait sees stopping or stop sees the wait (sequentially consistent atomics). */
+	atomic_int stopping; /* no new waits begin */
+	atomic_int waits;    /* waits begun and not yet ended */
+	atomic_int live;     /* request contexts alive */
 
 	struct admit_retry retry;
 	struct ping_pool pings;
@@ -244,8 +246,8 @@ static bool authorized(const struct http_source *src, struct MHD_Connection *con
 {
 	if (!src->token)
 		return true;
-	const char *v = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-						    MHD_HTTP_HEADER_AUTHORIZATION);
+	const char *v =
+		MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
 	if (!v)
 		return false;
 	v = skip_ows(v);
@@ -259,15 +261,6 @@ static bool authorized(const struct http_source *src, struct MHD_Connection *con
 }
 
 /* ---- request contexts ----------------------------------------------------------------- */
-
-static void source_add_live(struct http_source *src, int delta)
-{
-	pthread_mutex_lock(&src->lock);
-	src->live += delta;
-	if (src->live == 0)
-		pthread_cond_broadcast(&src->cond);
-	pthread_mutex_unlock(&src->lock);
-}
 
 static struct request *request_create(struct http_source *src, struct MHD_Connection *conn,
 				      const char *method)
@@ -284,7 +277,7 @@ static struct request *request_create(struct http_source *src, struct MHD_Connec
 	r->phase = PHASE_RECEIVING;
 	r->ticket.error_index = -1;
 	tbuf_init(&r->body);
-	source_add_live(src, 1);
+	atomic_fetch_add(&src->live, 1);
 	return r;
 }
 
@@ -300,22 +293,21 @@ static void request_unref(struct request *r)
 	free(r->hb_key);
 	free(r->log_path);
 	free(r);
-	source_add_live(src, -1);
+	atomic_fetch_sub(&src->live, 1);
 }
 
 /* Starts a wait: false once the source stops (the caller answers "Shutting down."). */
 static bool wait_begin(struct request *r)
 {
 	struct http_source *src = r->src;
-	pthread_mutex_lock(&src->lock);
-	bool ok = !src->stopping;
-	if (ok) {
-		src->waits++;
-		atomic_fetch_add(&r->refs, 1);
-		r->phase = PHASE_WAITING;
+	atomic_fetch_add(&src->waits, 1);
+	if (atomic_load(&src->stopping)) {
+		atomic_fetch_sub(&src->waits, 1);
+		return false;
 	}
-	pthread_mutex_unlock(&src->lock);
-	return ok;
+	atomic_fetch_add(&r->refs, 1);
+	r->phase = PHASE_WAITING;
+	return true;
 }
 
 /* Any thread: the outcome is stored in r; hand the request back to its server thread. */
@@ -326,10 +318,7 @@ static void wait_end(struct request *r, enum outcome outcome)
 	r->phase = PHASE_READY;
 	MHD_resume_connection(r->conn);
 	request_unref(r);
-	pthread_mutex_lock(&src->lock);
-	if (--src->waits == 0)
-		pthread_cond_broadcast(&src->cond);
-	pthread_mutex_unlock(&src->lock);
+	atomic_fetch_sub(&src->waits, 1); /* the last touch of src */
 }
 
 static void on_ticket_complete(struct ticket *t)
@@ -357,8 +346,8 @@ static enum MHD_Result respond(struct request *r, unsigned status, const char *c
 			       const char *body, size_t len, const struct header *headers,
 			       size_t header_count)
 {
-	struct MHD_Response *resp =
-		MHD_create_response_from_buffer(len, (void *)(body ? body : ""), MHD_RESPMEM_MUST_COPY);
+	struct MHD_Response *resp = MHD_create_response_from_buffer(len, (void *)(body ? body : ""),
+								    MHD_RESPMEM_MUST_COPY);
 	if (!resp)
 		return MHD_NO;
 	if (content_type)
@@ -408,7 +397,8 @@ static enum MHD_Result respond_error(struct request *r, unsigned status, const c
 	if (!body)
 		return MHD_NO;
 	struct header h = { MHD_HTTP_HEADER_RETRY_AFTER, retry_after };
-	enum MHD_Result ok = respond(r, status, JSON_TYPE, body, strlen(body), &h, retry_after ? 1 : 0);
+	enum MHD_Result ok =
+		respond(r, status, JSON_TYPE, body, strlen(body), &h, retry_after ? 1 : 0);
 	free(body);
 	return ok;
 }
@@ -445,7 +435,8 @@ static enum MHD_Result answer_ticket(struct request *r)
 			       t->echo ? strlen(t->echo) : 2, NULL, 0);
 	case TICKET_REJECTED:
 		/* normalize counted the rejection */
-		return respond_error(r, MHD_HTTP_BAD_REQUEST, t->error ? t->error : "Invalid request.",
+		return respond_error(r, MHD_HTTP_BAD_REQUEST,
+				     t->error ? t->error : "Invalid request.",
 				     r->route == ROUTE_BATCH ? t->error_index : -1, NULL, -1);
 	case TICKET_STORE_ERROR:
 		/* persist counted the rejection */
@@ -476,8 +467,8 @@ static enum MHD_Result answer_outcome(struct request *r)
 			       sizeof(proxy_failed) - 1, NULL, 0);
 	case OUTCOME_PING_FULL:
 		return respond_error(r, MHD_HTTP_SERVICE_UNAVAILABLE,
-				     "Too many concurrent heartbeat requests.", -1, BUSY_RETRY_AFTER,
-				     -1);
+				     "Too many concurrent heartbeat requests.", -1,
+				     BUSY_RETRY_AFTER, -1);
 	}
 	return respond_internal_error(r);
 }
@@ -492,10 +483,7 @@ static enum MHD_Result answer_root(struct request *r)
 
 static enum MHD_Result answer_health(struct request *r)
 {
-	bool down = readiness_shutting_down();
-	pthread_mutex_lock(&r->src->lock);
-	down = down || r->src->stopping;
-	pthread_mutex_unlock(&r->src->lock);
+	bool down = readiness_shutting_down() || atomic_load(&r->src->stopping);
 	return respond_empty(r, down ? MHD_HTTP_SERVICE_UNAVAILABLE : MHD_HTTP_NO_CONTENT);
 }
 
@@ -712,19 +700,16 @@ static void *ping_main(void *arg)
 	return NULL;
 }
 
-/* Queues a ping for r (already suspended). Returns OUTCOME_PING_DONE when queued (the ping
- * thread ends the wait), otherwise the outcome to end the wait with at once. */
-static enum outcome ping_submit(struct http_source *src, struct request *r)
+/* Queues a ping for r (already suspended) and returns true; the ping thread ends the wait.
+ * False: *now is the outcome to end the wait with at once. */
+static bool ping_submit(struct http_source *src, struct request *r, enum outcome *now)
 {
 	struct ping_pool *p = &src->pings;
 	pthread_mutex_lock(&p->lock);
-	if (p->stopping) {
+	if (p->stopping || p->active >= src->settings.max_pings) {
+		*now = p->stopping ? OUTCOME_SHUTTING_DOWN : OUTCOME_PING_FULL;
 		pthread_mutex_unlock(&p->lock);
-		return OUTCOME_SHUTTING_DOWN;
-	}
-	if (p->active >= src->settings.max_pings) {
-		pthread_mutex_unlock(&p->lock);
-		return OUTCOME_PING_FULL;
+		return false;
 	}
 	if (p->idle <= p->queued && p->threads < src->settings.max_pings &&
 	    p->threads < MAX_PING_THREADS) {
@@ -735,7 +720,8 @@ static enum outcome ping_submit(struct http_source *src, struct request *r)
 			pthread_mutex_unlock(&p->lock);
 			log_error(COMPONENT, "could not start a heartbeat proxy thread");
 			r->hb_ok = false;
-			return OUTCOME_PING_FULL;
+			*now = OUTCOME_PING_DONE;
+			return false;
 		}
 	}
 	p->active++;
@@ -748,7 +734,7 @@ static enum outcome ping_submit(struct http_source *src, struct request *r)
 	p->tail = r;
 	pthread_cond_signal(&p->cond);
 	pthread_mutex_unlock(&p->lock);
-	return OUTCOME_PING_DONE;
+	return true;
 }
 
 static void pings_stop(struct ping_pool *p)
@@ -813,10 +799,7 @@ static bool method_allowed(const struct request *r)
 
 static bool source_stopping(struct http_source *src)
 {
-	pthread_mutex_lock(&src->lock);
-	bool v = src->stopping;
-	pthread_mutex_unlock(&src->lock);
-	return v;
+	return atomic_load(&src->stopping) != 0;
 }
 
 /* §10.3 steps 3 and 4 for the event routes, from the headers alone. True when answered. */
@@ -832,15 +815,16 @@ static bool screen_event(struct request *r, enum MHD_Result *res)
 		*res = respond_queue_full(r);
 		return true;
 	}
-	r->limit = (size_t)(r->route == ROUTE_BATCH ? src->cfg->max_batch_body : src->cfg->max_body);
+	r->limit =
+		(size_t)(r->route == ROUTE_BATCH ? src->cfg->max_batch_body : src->cfg->max_body);
 	const char *cl = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
 						     MHD_HTTP_HEADER_CONTENT_LENGTH);
 	if (cl) {
 		errno = 0;
 		unsigned long long n = strtoull(cl, NULL, 10);
 		if (errno == ERANGE || n > r->limit) {
-			*res = respond_error(r, MHD_HTTP_CONTENT_TOO_LARGE, "Payload too large.", -1,
-					     NULL, MR_TOO_LARGE);
+			*res = respond_error(r, MHD_HTTP_CONTENT_TOO_LARGE, "Payload too large.",
+					     -1, NULL, MR_TOO_LARGE);
 			return true;
 		}
 	}
@@ -855,7 +839,8 @@ static enum MHD_Result respond_unauthorized(struct request *r)
 	char *body = error_json("Unauthorized.", -1);
 	if (!body)
 		return MHD_NO;
-	enum MHD_Result ok = respond(r, MHD_HTTP_UNAUTHORIZED, JSON_TYPE, body, strlen(body), &h, 1);
+	enum MHD_Result ok =
+		respond(r, MHD_HTTP_UNAUTHORIZED, JSON_TYPE, body, strlen(body), &h, 1);
 	free(body);
 	return ok;
 }
@@ -870,7 +855,8 @@ static bool screen(struct request *r, enum MHD_Result *res)
 		return true;
 	}
 	if (!method_allowed(r)) {
-		struct header h = { MHD_HTTP_HEADER_ALLOW, routes[r->route].post ? "POST" : "GET, HEAD" };
+		struct header h = { MHD_HTTP_HEADER_ALLOW,
+				    routes[r->route].post ? "POST" : "GET, HEAD" };
 		*res = respond(r, MHD_HTTP_METHOD_NOT_ALLOWED, NULL, NULL, 0, &h, 1);
 		return true;
 	}
@@ -893,8 +879,8 @@ static bool screen(struct request *r, enum MHD_Result *res)
  * body are answered once complete, which keeps their connection alive. */
 static bool has_body(struct MHD_Connection *conn)
 {
-	const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-						     MHD_HTTP_HEADER_CONTENT_LENGTH);
+	const char *cl =
+		MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
 	if (cl && strtoull(cl, NULL, 10) > 0)
 		return true;
 	return MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
@@ -956,11 +942,12 @@ static enum MHD_Result submit_event(struct request *r)
 	if (r->too_large)
 		return respond_error(r, MHD_HTTP_CONTENT_TOO_LARGE, "Payload too large.", -1, NULL,
 				     MR_TOO_LARGE);
-	const char *ct = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
-						     MHD_HTTP_HEADER_CONTENT_TYPE);
+	const char *ct =
+		MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
 	if (!http_content_type_is_json(ct))
 		return respond_error(r, MHD_HTTP_BAD_REQUEST,
-				     "Content type must be application/json.", -1, NULL, MR_INVALID);
+				     "Content type must be application/json.", -1, NULL,
+				     MR_INVALID);
 	struct message *msg = build_message(r);
 	if (!msg)
 		return respond_internal_error(r);
@@ -983,8 +970,8 @@ static enum MHD_Result submit_ping(struct request *r)
 	if (!wait_begin(r))
 		return respond_shutting_down(r);
 	MHD_suspend_connection(r->conn);
-	enum outcome now = ping_submit(r->src, r);
-	if (now != OUTCOME_PING_DONE)
+	enum outcome now;
+	if (!ping_submit(r->src, r, &now))
 		wait_end(r, now);
 	return MHD_YES;
 }
@@ -996,14 +983,21 @@ static enum MHD_Result on_complete(struct request *r)
 	if (screen(r, &res))
 		return res;
 	switch (r->route) {
-	case ROUTE_ROOT: return answer_root(r);
-	case ROUTE_HEALTH: return answer_health(r);
-	case ROUTE_READY: return answer_ready(r);
-	case ROUTE_METRICS: return answer_metrics(r);
-	case ROUTE_HEARTBEAT: return submit_ping(r);
+	case ROUTE_ROOT:
+		return answer_root(r);
+	case ROUTE_HEALTH:
+		return answer_health(r);
+	case ROUTE_READY:
+		return answer_ready(r);
+	case ROUTE_METRICS:
+		return answer_metrics(r);
+	case ROUTE_HEARTBEAT:
+		return submit_ping(r);
 	case ROUTE_EVENTS:
-	case ROUTE_BATCH: return submit_event(r);
-	case ROUTE_NONE: break;
+	case ROUTE_BATCH:
+		return submit_event(r);
+	case ROUTE_NONE:
+		break;
 	}
 	return respond_empty(r, MHD_HTTP_NOT_FOUND);
 }
@@ -1121,8 +1115,6 @@ static void source_free(struct http_source *src)
 	pthread_cond_destroy(&src->pings.cond);
 	pthread_mutex_destroy(&src->retry.lock);
 	pthread_cond_destroy(&src->retry.cond);
-	pthread_mutex_destroy(&src->lock);
-	pthread_cond_destroy(&src->cond);
 	free(src->token);
 	free(src);
 }
@@ -1145,13 +1137,14 @@ static struct http_source *source_create(const struct config *cfg, const struct 
 	src->cfg = cfg;
 	src->intake = *intake;
 	src->settings = *settings;
-	pthread_mutex_init(&src->lock, NULL);
-	init_cond_monotonic(&src->cond);
 	pthread_mutex_init(&src->retry.lock, NULL);
 	init_cond_monotonic(&src->retry.cond);
 	pthread_mutex_init(&src->pings.lock, NULL);
 	pthread_cond_init(&src->pings.cond, NULL);
 	atomic_init(&src->pings.abort, 0);
+	atomic_init(&src->stopping, 0);
+	atomic_init(&src->waits, 0);
+	atomic_init(&src->live, 0);
 	if (cfg->http_token && *cfg->http_token) {
 		src->token = strdup(cfg->http_token);
 		if (!src->token) {
@@ -1170,7 +1163,8 @@ int http_source_start_with(const struct config *cfg, const struct intake *intake
 	*out = NULL;
 	struct http_source *src = source_create(cfg, intake, settings);
 	if (!src) {
-		snprintf(msg, msg_size, "could not start the HTTP server: %s", ila_strerror(ILA_ERR_NOMEM));
+		snprintf(msg, msg_size, "could not start the HTTP server: %s",
+			 ila_strerror(ILA_ERR_NOMEM));
 		return ILA_ERR_NOMEM;
 	}
 	int fd = -1;
@@ -1186,14 +1180,21 @@ int http_source_start_with(const struct config *cfg, const struct intake *intake
 		return ILA_ERR_IO;
 	}
 	src->retry.thread_started = true;
-	src->mhd = MHD_start_daemon(
-		MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL,
-		NULL, on_access, src, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-		MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_THREAD_POOL_SIZE,
-		(unsigned)settings->thread_pool, MHD_OPTION_CONNECTION_LIMIT,
-		(unsigned)settings->connection_limit, MHD_OPTION_CONNECTION_TIMEOUT,
-		(unsigned)settings->idle_timeout_s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, src,
-		MHD_OPTION_UNESCAPE_CALLBACK, keep_raw, NULL, MHD_OPTION_END);
+	/* The epoll loop with a pool of two threads is the fastest mode on two cores
+	 * (PLATFORM.md); suspend/resume lets waiting requests hold no thread. */
+	unsigned flags =
+		MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+	// clang-format off
+	src->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_access, src,
+		MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+		MHD_OPTION_LISTEN_SOCKET, fd,
+		MHD_OPTION_THREAD_POOL_SIZE, (unsigned)settings->thread_pool,
+		MHD_OPTION_CONNECTION_LIMIT, (unsigned)settings->connection_limit,
+		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)settings->idle_timeout_s,
+		MHD_OPTION_NOTIFY_COMPLETED, on_completed, src,
+		MHD_OPTION_UNESCAPE_CALLBACK, keep_raw, NULL,
+		MHD_OPTION_END);
+	// clang-format on
 	if (!src->mhd) {
 		close(fd);
 		retry_stop(&src->retry);
@@ -1213,19 +1214,20 @@ int http_source_start(const struct config *cfg, const struct intake *intake,
 	return http_source_start_with(cfg, intake, &s, out, msg, msg_size);
 }
 
-/* Waits until *counter is 0 (deadline_ms < 0: without limit); src->lock held. */
-static void wait_for_zero(struct http_source *src, const int *counter, int64_t deadline_ms)
+/* Polls until *counter is 0 (deadline_ms < 0: without limit). Stop is not a hot path. */
+static void wait_for_zero(atomic_int *counter, int64_t deadline_ms)
 {
 	int64_t warn_at = clock_mono_ms() + 5000;
-	while (*counter > 0) {
+	while (atomic_load(counter) > 0) {
 		int64_t now = clock_mono_ms();
 		if (deadline_ms >= 0 && now >= deadline_ms)
 			return;
 		if (deadline_ms < 0 && now >= warn_at) {
-			log_warn(COMPONENT, "waiting for %d request(s) to be acknowledged", *counter);
+			log_warn(COMPONENT, "waiting for %d request(s) to be acknowledged",
+				 atomic_load(counter));
 			warn_at = now + 5000;
 		}
-		timed_wait_ms(&src->cond, &src->lock, 100);
+		usleep(STOP_POLL_MS * 1000);
 	}
 }
 
@@ -1233,18 +1235,14 @@ void http_source_stop(struct http_source *src)
 {
 	if (!src)
 		return;
-	pthread_mutex_lock(&src->lock);
-	src->stopping = true;
-	pthread_mutex_unlock(&src->lock);
+	atomic_store(&src->stopping, 1);
 	MHD_socket lfd = MHD_quiesce_daemon(src->mhd);
 	if (lfd != MHD_INVALID_SOCKET)
 		close(lfd);
 	pings_stop(&src->pings);
 	retry_stop(&src->retry);
-	pthread_mutex_lock(&src->lock);
-	wait_for_zero(src, &src->waits, -1);
-	wait_for_zero(src, &src->live, clock_mono_ms() + STOP_FLUSH_MS);
-	pthread_mutex_unlock(&src->lock);
+	wait_for_zero(&src->waits, -1);
+	wait_for_zero(&src->live, clock_mono_ms() + STOP_FLUSH_MS);
 	MHD_stop_daemon(src->mhd);
 	source_free(src);
 }

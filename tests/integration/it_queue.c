@@ -122,7 +122,7 @@ static void expect_error(const struct fixture *f, const char *const args[], cons
 
 static struct store *store_new(const char *path)
 {
-	struct store_options o = { .path = path, .mode = STORE_MODE_DAEMON };
+	struct store_options o = { .path = path, .mode = STORE_MODE_DAEMON, .sync_normal = true };
 	struct store *st = NULL;
 	char msg[STORE_MSG_SIZE];
 	if (store_open(&o, &st, msg, sizeof(msg)) != 0)
@@ -137,6 +137,7 @@ static void raw_exec(const char *path, const char *sql)
 					 NULL),
 			 SQLITE_OK);
 	char *err = NULL;
+	assert_int_equal(sqlite3_exec(db, "PRAGMA synchronous=OFF", NULL, NULL, NULL), SQLITE_OK);
 	if (sqlite3_exec(db, sql, NULL, NULL, &err) != SQLITE_OK)
 		fail_msg("SQL failed: %s", err);
 	sqlite3_close(db);

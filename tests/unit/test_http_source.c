@@ -38,12 +38,12 @@
 
 struct outcome {
 	enum ticket_status status;
-	const char *echo;  /* NULL: the message body is echoed */
+	const char *echo; /* NULL: the message body is echoed */
 	const char *error;
 	int error_index;
 	size_t accepted;
-	int delay_ms;      /* completion delay */
-	bool sync;         /* complete inside admit(), on the caller's thread */
+	int delay_ms; /* completion delay */
+	bool sync;    /* complete inside admit(), on the caller's thread */
 };
 
 struct pending {
@@ -150,7 +150,8 @@ static bool fake_admit(void *ctx, struct message *msg)
 	fi->last_retry_on_store_error = msg->retry_on_store_error;
 	fi->last_had_ticket = msg->ticket != NULL;
 	fi->last_admitted_ns = msg->admitted_ns;
-	struct outcome o = fi->script_pos < fi->script_len ? fi->script[fi->script_pos++] : fi->dflt;
+	struct outcome o =
+		fi->script_pos < fi->script_len ? fi->script[fi->script_pos++] : fi->dflt;
 	if (o.sync) {
 		pthread_mutex_unlock(&fi->lock);
 		complete_message(msg, &o);
@@ -329,10 +330,10 @@ struct resp {
 struct req {
 	const char *method; /* default GET */
 	const char *path;
-	const char *body;   /* POST body */
-	size_t body_len;    /* 0: strlen(body) */
+	const char *body;         /* POST body */
+	size_t body_len;          /* 0: strlen(body) */
 	const char *content_type; /* NULL: application/json for POST; "" removes the header */
-	const char *auth;   /* full Authorization value */
+	const char *auth;         /* full Authorization value */
 	bool chunked;
 	const char *const *headers; /* extra, NULL-terminated */
 	long timeout_ms;
@@ -492,7 +493,8 @@ static void expect(struct fx *fx, const struct req *q, long status, const char *
 	struct resp r;
 	request(fx, q, &r);
 	if (r.rc != CURLE_OK)
-		fail_msg("%s %s: %s", q->method ? q->method : "?", q->path, curl_easy_strerror(r.rc));
+		fail_msg("%s %s: %s", q->method ? q->method : "?", q->path,
+			 curl_easy_strerror(r.rc));
 	if (r.status != status)
 		fail_msg("%s %s: status %ld, want %ld (body %s)", q->method ? q->method : "",
 			 q->path, r.status, status, body(&r));
@@ -532,13 +534,27 @@ static bool metrics_has_line(const char *line)
 
 static void test_content_type_rule(void **state)
 {
-	const char *yes[] = { "application/json", "application/json; charset=utf-8",
-			      "APPLICATION/JSON", "Application/Json;charset=UTF-8", "text/json",
-			      "application/vnd.api+json", "application/problem+JSON ; x=y",
-			      "  application/json  ", "application/json;" };
-	const char *no[] = { NULL, "", "text/plain", "application/jsonx", "application/x-json",
-			     "json", "/json", "application/", "application/+json",
-			     "application/json text", "application json", "application/js on",
+	const char *yes[] = { "application/json",
+			      "application/json; charset=utf-8",
+			      "APPLICATION/JSON",
+			      "Application/Json;charset=UTF-8",
+			      "text/json",
+			      "application/vnd.api+json",
+			      "application/problem+JSON ; x=y",
+			      "  application/json  ",
+			      "application/json;" };
+	const char *no[] = { NULL,
+			     "",
+			     "text/plain",
+			     "application/jsonx",
+			     "application/x-json",
+			     "json",
+			     "/json",
+			     "application/",
+			     "application/+json",
+			     "application/json text",
+			     "application json",
+			     "application/js on",
 			     "multipart/form-data; boundary=json" };
 	for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++)
 		if (!http_content_type_is_json(yes[i]))
@@ -567,10 +583,20 @@ static void test_default_settings(void **state)
 static void test_unknown_paths_404(void **state)
 {
 	struct fx *fx = *state;
-	const char *paths[] = { "/nope", "/api/events/", "/health/", "/API/events", "//health",
-				"/api/heartbeats", "/api/heartbeats/", "/api/heartbeats/a/b",
-				"/api/heartbeats/a/", "/api/heartbeats/%zz", "/api/heartbeats/%00",
-				"/metrics/x", "/ready.json", "/api" };
+	const char *paths[] = { "/nope",
+				"/api/events/",
+				"/health/",
+				"/API/events",
+				"//health",
+				"/api/heartbeats",
+				"/api/heartbeats/",
+				"/api/heartbeats/a/b",
+				"/api/heartbeats/a/",
+				"/api/heartbeats/%zz",
+				"/api/heartbeats/%00",
+				"/metrics/x",
+				"/ready.json",
+				"/api" };
 	for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
 		struct req q = { .path = paths[i] };
 		struct resp r;
@@ -597,7 +623,8 @@ static void test_unknown_paths_404(void **state)
 static void check_405(struct fx *fx, const char *method, const char *path, const char *allow)
 {
 	struct req q = { .method = method, .path = path };
-	if (strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0 || strcmp(method, "PATCH") == 0)
+	if (strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0 ||
+	    strcmp(method, "PATCH") == 0)
 		q.body = "{}";
 	struct resp r;
 	request(fx, &q, &r);
@@ -626,7 +653,8 @@ static void test_method_not_allowed_405(void **state)
 	assert_int_equal(fake_admitted(fx->fi), 0);
 	assert_int_equal(fake_ilert_count(fx->ilert), 0);
 	assert_metric("ilagent_http_requests_total{route=\"/api/events\",code=\"405\"} 5");
-	assert_metric("ilagent_http_requests_total{route=\"/api/heartbeats/{key}\",code=\"405\"} 5");
+	assert_metric(
+		"ilagent_http_requests_total{route=\"/api/heartbeats/{key}\",code=\"405\"} 5");
 }
 
 static void test_root_health_ready_metrics(void **state)
@@ -659,7 +687,8 @@ static void test_root_health_ready_metrics(void **state)
 	assert_int_equal(r.status, 200);
 	assert_string_equal(header(&r, "Content-Type"), "text/plain; version=0.0.4; charset=utf-8");
 	assert_non_null(strstr(body(&r), "# TYPE ilagent_http_requests_total counter\n"));
-	assert_non_null(strstr(body(&r), "ilagent_http_requests_total{route=\"/health\",code=\"204\"} 2\n"));
+	assert_non_null(strstr(body(&r),
+			       "ilagent_http_requests_total{route=\"/health\",code=\"204\"} 2\n"));
 	resp_free(&r);
 	struct req mhead = { .method = "HEAD", .path = "/metrics" };
 	request(fx, &mhead, &r);
@@ -676,7 +705,9 @@ static void test_ready_and_health_503(void **state)
 	struct fx *fx = *state;
 	struct req ready = { .path = "/ready" };
 	readiness_queue_set(true, NULL, 1000, 1000);
-	expect(fx, &ready, 503, "{\"component\":\"queue\",\"queued\":1000,\"max_queue\":1000,\"error\":\"queue full\"}",
+	expect(fx, &ready, 503,
+	       "{\"component\":\"queue\",\"queued\":1000,\"max_queue\":1000,\"error\":\"queue "
+	       "full\"}",
 	       "application/json");
 	struct req rhead = { .method = "HEAD", .path = "/ready" };
 	struct resp r;
@@ -687,7 +718,8 @@ static void test_ready_and_health_503(void **state)
 	resp_free(&r);
 	readiness_queue_set(false, "database error: disk I/O error", 7, 1000);
 	expect(fx, &ready, 503,
-	       "{\"component\":\"queue\",\"queued\":7,\"max_queue\":1000,\"error\":\"database error: disk I/O error\"}",
+	       "{\"component\":\"queue\",\"queued\":7,\"max_queue\":1000,\"error\":\"database "
+	       "error: disk I/O error\"}",
 	       "application/json");
 	readiness_queue_set(false, NULL, 7, 1000);
 	expect(fx, &ready, 204, "", NULL);
@@ -725,9 +757,16 @@ static void expect_401(struct fx *fx, const struct req *q)
 static void test_auth_required(void **state)
 {
 	struct fx *fx = *state;
-	const char *bad[] = { NULL, "Bearer wrong", "Bearer s3cret-token-valu", "Bearer s3cret-token-value2",
-			      "Basic s3cret-token-value", "s3cret-token-value", "Bearer", "Bearer ",
-			      "Bearers3cret-token-value", "Token s3cret-token-value" };
+	const char *bad[] = { NULL,
+			      "Bearer wrong",
+			      "Bearer s3cret-token-valu",
+			      "Bearer s3cret-token-value2",
+			      "Basic s3cret-token-value",
+			      "s3cret-token-value",
+			      "Bearer",
+			      "Bearer ",
+			      "Bearers3cret-token-value",
+			      "Token s3cret-token-value" };
 	const char *paths[] = { "/", "/metrics", "/api/heartbeats/il1hbt123" };
 	for (size_t b = 0; b < sizeof(bad) / sizeof(bad[0]); b++) {
 		for (size_t i = 0; i < 3; i++) {
@@ -739,7 +778,9 @@ static void test_auth_required(void **state)
 		struct req ev = { .path = "/api/events", .body = "{}", .auth = bad[b] };
 		expect_401(fx, &ev);
 		/* authentication comes before the content type and size checks */
-		struct req batch = { .path = "/api/events/batch", .body = "x", .content_type = "text/plain",
+		struct req batch = { .path = "/api/events/batch",
+				     .body = "x",
+				     .content_type = "text/plain",
 				     .auth = bad[b] };
 		expect_401(fx, &batch);
 	}
@@ -779,8 +820,10 @@ static void test_event_accepted_echo(void **state)
 	const char *echo = "{\"integrationKey\":\"k\",\"eventType\":\"ALERT\",\"summary\":\"s\","
 			   "\"details\":null,\"alertKey\":\"a\",\"priority\":null,\"images\":null,"
 			   "\"links\":null,\"customDetails\":null}";
-	fake_script(fx->fi, (struct outcome){ .status = TICKET_ACCEPTED, .echo = echo, .delay_ms = 30 });
-	const char *in = "{\"integrationKey\":\"k\",\"eventType\":\"ALERT\",\"summary\":\"s\",\"alertKey\":\" a \"}";
+	fake_script(fx->fi,
+		    (struct outcome){ .status = TICKET_ACCEPTED, .echo = echo, .delay_ms = 30 });
+	const char *in = "{\"integrationKey\":\"k\",\"eventType\":\"ALERT\",\"summary\":\"s\","
+			 "\"alertKey\":\" a \"}";
 	int64_t before = clock_mono_ns();
 	struct req q = { .path = "/api/events", .body = in };
 	expect(fx, &q, 200, echo, "application/json");
@@ -790,18 +833,25 @@ static void test_event_accepted_echo(void **state)
 	assert_string_equal(fx->fi->last_body, in);
 	assert_false(fx->fi->last_retry_on_store_error);
 	assert_true(fx->fi->last_had_ticket);
-	assert_true(fx->fi->last_admitted_ns >= before && fx->fi->last_admitted_ns <= clock_mono_ns());
+	assert_true(fx->fi->last_admitted_ns >= before &&
+		    fx->fi->last_admitted_ns <= clock_mono_ns());
 
 	/* a ticket completed on the admitting thread itself */
-	fake_script(fx->fi, (struct outcome){ .status = TICKET_ACCEPTED, .echo = "{\"sync\":true}", .sync = true });
+	fake_script(fx->fi, (struct outcome){ .status = TICKET_ACCEPTED,
+					      .echo = "{\"sync\":true}",
+					      .sync = true });
 	expect(fx, &q, 200, "{\"sync\":true}", "application/json");
 	/* an empty body is handed on (normalize rejects it) */
-	fake_script(fx->fi, (struct outcome){ .status = TICKET_REJECTED, .error = "Invalid JSON: '[' or '{' expected near end of file", .error_index = -1 });
-	struct req empty = { .path = "/api/events", .body = "" , .body_len = 0 };
+	fake_script(fx->fi,
+		    (struct outcome){ .status = TICKET_REJECTED,
+				      .error = "Invalid JSON: '[' or '{' expected near end of file",
+				      .error_index = -1 });
+	struct req empty = { .path = "/api/events", .body = "", .body_len = 0 };
 	struct resp r;
 	request(fx, &empty, &r);
 	assert_int_equal(r.status, 400);
-	assert_string_equal(body(&r), "{\"error\":\"Invalid JSON: '[' or '{' expected near end of file\"}");
+	assert_string_equal(body(&r),
+			    "{\"error\":\"Invalid JSON: '[' or '{' expected near end of file\"}");
 	resp_free(&r);
 	assert_string_equal(fx->fi->last_body, "");
 	assert_metric("ilagent_http_requests_total{route=\"/api/events\",code=\"200\"} 2");
@@ -811,7 +861,8 @@ static void test_event_accepted_echo(void **state)
 static void test_batch_accepted(void **state)
 {
 	struct fx *fx = *state;
-	fake_script(fx->fi, (struct outcome){ .status = TICKET_ACCEPTED, .accepted = 3, .delay_ms = 10 });
+	fake_script(fx->fi,
+		    (struct outcome){ .status = TICKET_ACCEPTED, .accepted = 3, .delay_ms = 10 });
 	const char *in = "[{\"a\":1},{\"a\":2},{\"a\":3}]";
 	struct req q = { .path = "/api/events/batch", .body = in };
 	expect(fx, &q, 200, "{\"accepted\":3}", "application/json");
@@ -828,32 +879,43 @@ static void test_batch_accepted(void **state)
 static void test_rejected_bodies(void **state)
 {
 	struct fx *fx = *state;
-	fake_script(fx->fi, (struct outcome){ .status = TICKET_REJECTED, .error = "Missing field 'summary'.", .error_index = -1 });
+	fake_script(fx->fi, (struct outcome){ .status = TICKET_REJECTED,
+					      .error = "Missing field 'summary'.",
+					      .error_index = -1 });
 	struct req q = { .path = "/api/events", .body = "{\"x\":1}" };
 	expect(fx, &q, 400, "{\"error\":\"Missing field 'summary'.\"}", "application/json");
 	/* error texts are escaped */
-	fake_script(fx->fi, (struct outcome){ .status = TICKET_REJECTED, .error = "Invalid JSON: \"x\" \\ \n tab\t", .error_index = -1 });
-	expect(fx, &q, 400, "{\"error\":\"Invalid JSON: \\\"x\\\" \\\\ \\n tab\\t\"}", "application/json");
+	fake_script(fx->fi, (struct outcome){ .status = TICKET_REJECTED,
+					      .error = "Invalid JSON: \"x\" \\ \n tab\t",
+					      .error_index = -1 });
+	expect(fx, &q, 400, "{\"error\":\"Invalid JSON: \\\"x\\\" \\\\ \\n tab\\t\"}",
+	       "application/json");
 	/* batch: the full text plus the index */
 	fake_script(fx->fi, (struct outcome){ .status = TICKET_REJECTED,
 					      .error = "Event at index 2: Missing field 'summary'.",
 					      .error_index = 2 });
 	struct req b = { .path = "/api/events/batch", .body = "[{},{},{}]" };
-	expect(fx, &b, 400, "{\"error\":\"Event at index 2: Missing field 'summary'.\",\"index\":2}",
+	expect(fx, &b, 400,
+	       "{\"error\":\"Event at index 2: Missing field 'summary'.\",\"index\":2}",
 	       "application/json");
-	fake_script(fx->fi, (struct outcome){ .status = TICKET_REJECTED,
-					      .error = "Event at index 0: Invalid type for field 'summary'.",
-					      .error_index = 0 });
-	expect(fx, &b, 400, "{\"error\":\"Event at index 0: Invalid type for field 'summary'.\",\"index\":0}",
+	fake_script(fx->fi, (struct outcome){
+				    .status = TICKET_REJECTED,
+				    .error = "Event at index 0: Invalid type for field 'summary'.",
+				    .error_index = 0 });
+	expect(fx, &b, 400,
+	       "{\"error\":\"Event at index 0: Invalid type for field 'summary'.\",\"index\":0}",
 	       "application/json");
 	fake_script(fx->fi, (struct outcome){ .status = TICKET_REJECTED,
 					      .error = "Request body must be a JSON array.",
 					      .error_index = -1 });
-	expect(fx, &b, 400, "{\"error\":\"Request body must be a JSON array.\"}", "application/json");
-	fake_script(fx->fi, (struct outcome){ .status = TICKET_REJECTED,
-					      .error = "Batch must not contain more than 1000 events.",
-					      .error_index = -1 });
-	expect(fx, &b, 400, "{\"error\":\"Batch must not contain more than 1000 events.\"}", "application/json");
+	expect(fx, &b, 400, "{\"error\":\"Request body must be a JSON array.\"}",
+	       "application/json");
+	fake_script(fx->fi,
+		    (struct outcome){ .status = TICKET_REJECTED,
+				      .error = "Batch must not contain more than 1000 events.",
+				      .error_index = -1 });
+	expect(fx, &b, 400, "{\"error\":\"Batch must not contain more than 1000 events.\"}",
+	       "application/json");
 	assert_metric("ilagent_http_requests_total{route=\"/api/events/batch\",code=\"400\"} 4");
 }
 
@@ -935,7 +997,8 @@ static void test_intake_state(void **state)
 	assert_metric("ilagent_rejected_total{source=\"http\",reason=\"shutting_down\"} 3");
 }
 
-/* ---- body size -------------------------------------------------------------------------------- */
+/* ---- body size --------------------------------------------------------------------------------
+ */
 
 static char *filled(size_t n, char c)
 {
@@ -951,8 +1014,8 @@ static void expect_413(struct fx *fx, const struct req *q)
 	struct resp r;
 	request(fx, q, &r);
 	if (r.rc != CURLE_OK)
-		fail_msg("%s (%zu bytes%s): %s", q->path, q->body_len, q->chunked ? ", chunked" : "",
-			 curl_easy_strerror(r.rc));
+		fail_msg("%s (%zu bytes%s): %s", q->path, q->body_len,
+			 q->chunked ? ", chunked" : "", curl_easy_strerror(r.rc));
 	assert_int_equal(r.status, 413);
 	assert_string_equal(body(&r), "{\"error\":\"Payload too large.\"}");
 	assert_string_equal(header(&r, "Content-Type"), "application/json");
@@ -976,7 +1039,9 @@ static void test_too_large_by_content_length(void **state)
 	/* a client waiting for 100-continue gets the answer before sending anything */
 	char *huge = filled(300000, 'x');
 	const char *expect100[] = { "Expect: 100-continue", NULL };
-	struct req h = { .path = "/api/events", .body = huge, .body_len = 300000, .headers = expect100 };
+	struct req h = {
+		.path = "/api/events", .body = huge, .body_len = 300000, .headers = expect100
+	};
 	expect_413(fx, &h);
 
 	/* the batch route has its own limit */
@@ -1009,16 +1074,23 @@ static void test_too_large_while_receiving(void **state)
 	expect(fx, &ok, 200, body100, "application/json");
 	assert_string_equal(fx->fi->last_body, body100);
 	char *body101 = filled(101, ' ');
-	struct req big = { .path = "/api/events", .body = body101, .body_len = 101, .chunked = true };
+	struct req big = {
+		.path = "/api/events", .body = body101, .body_len = 101, .chunked = true
+	};
 	expect_413(fx, &big);
 	char *body5k = filled(5000, 'y');
-	struct req big2 = { .path = "/api/events/batch", .body = body5k, .body_len = 5000, .chunked = true,
+	struct req big2 = { .path = "/api/events/batch",
+			    .body = body5k,
+			    .body_len = 5000,
+			    .chunked = true,
 			    .content_type = "text/plain" };
 	expect_413(fx, &big2);
 	assert_int_equal(fake_admitted(fx->fi), 1);
 	/* a body far beyond the limit is not read to its end: the connection is closed */
 	char *endless = filled(4 * 1024 * 1024, 'z');
-	struct req e = { .path = "/api/events", .body = endless, .body_len = 4 * 1024 * 1024, .chunked = true };
+	struct req e = {
+		.path = "/api/events", .body = endless, .body_len = 4 * 1024 * 1024, .chunked = true
+	};
 	struct resp r;
 	request(fx, &e, &r);
 	assert_int_not_equal(r.rc, CURLE_OK);
@@ -1032,24 +1104,34 @@ static void test_too_large_while_receiving(void **state)
 	free(endless);
 }
 
-/* ---- content type ------------------------------------------------------------------------------ */
+/* ---- content type ------------------------------------------------------------------------------
+ */
 
 static void test_content_types(void **state)
 {
 	struct fx *fx = *state;
-	const char *yes[] = { "application/json", "application/json; charset=utf-8", "APPLICATION/JSON",
-			      "text/json", "application/vnd.api+json", "application/problem+json;x=y" };
+	const char *yes[] = { "application/json",         "application/json; charset=utf-8",
+			      "APPLICATION/JSON",         "text/json",
+			      "application/vnd.api+json", "application/problem+json;x=y" };
 	for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
-		struct req q = { .path = "/api/events", .body = "{\"ok\":1}", .content_type = yes[i] };
+		struct req q = { .path = "/api/events",
+				 .body = "{\"ok\":1}",
+				 .content_type = yes[i] };
 		expect(fx, &q, 200, "{\"ok\":1}", "application/json");
 		fake_script(fx->fi, (struct outcome){ .status = TICKET_ACCEPTED, .accepted = 1 });
-		struct req b = { .path = "/api/events/batch", .body = "[{}]", .content_type = yes[i] };
+		struct req b = { .path = "/api/events/batch",
+				 .body = "[{}]",
+				 .content_type = yes[i] };
 		expect(fx, &b, 200, "{\"accepted\":1}", "application/json");
 	}
 	int admitted = fake_admitted(fx->fi);
 	assert_int_equal(admitted, 12);
-	const char *no[] = { "", "text/plain", "application/jsonx", "application/x-www-form-urlencoded",
-			     "json", "application/+json" };
+	const char *no[] = { "",
+			     "text/plain",
+			     "application/jsonx",
+			     "application/x-www-form-urlencoded",
+			     "json",
+			     "application/+json" };
 	for (size_t i = 0; i < sizeof(no) / sizeof(no[0]); i++) {
 		struct req q = { .path = "/api/events", .body = "{}", .content_type = no[i] };
 		expect(fx, &q, 400, "{\"error\":\"Content type must be application/json.\"}",
@@ -1185,8 +1267,10 @@ static void test_heartbeat_proxy(void **state)
 	assert_metric("ilagent_ilert_requests_total{endpoint=\"heartbeats\",code=\"404\"} 1");
 	assert_metric("ilagent_ilert_requests_total{endpoint=\"heartbeats\",code=\"503\"} 1");
 	assert_metric("ilagent_ilert_requests_total{endpoint=\"pings\",code=\"network\"} 1");
-	assert_metric("ilagent_http_requests_total{route=\"/api/heartbeats/{key}\",code=\"202\"} 2");
-	assert_metric("ilagent_http_requests_total{route=\"/api/heartbeats/{key}\",code=\"500\"} 3");
+	assert_metric(
+		"ilagent_http_requests_total{route=\"/api/heartbeats/{key}\",code=\"202\"} 2");
+	assert_metric(
+		"ilagent_http_requests_total{route=\"/api/heartbeats/{key}\",code=\"500\"} 3");
 }
 
 struct multi_result {
@@ -1248,8 +1332,9 @@ static void test_heartbeat_concurrency_limit(void **state)
 			assert_string_equal(tbuf_cstr(&res[i].body), "{}");
 		} else if (status == 503) {
 			busy++;
-			assert_string_equal(tbuf_cstr(&res[i].body),
-					    "{\"error\":\"Too many concurrent heartbeat requests.\"}");
+			assert_string_equal(
+				tbuf_cstr(&res[i].body),
+				"{\"error\":\"Too many concurrent heartbeat requests.\"}");
 			struct resp tmp = { .headers = res[i].headers };
 			assert_string_equal(header(&tmp, "Retry-After"), "1");
 			assert_string_equal(header(&tmp, "Content-Type"), "application/json");
@@ -1288,15 +1373,16 @@ static void test_bind_failure_message(void **state)
 	assert_int_equal(err, ILA_ERR_IO);
 	assert_null(src);
 	char want[256];
-	snprintf(want, sizeof(want), "Failed to bind to http port 127.0.0.1:%d: Address already in use",
-		 cfg.port);
+	snprintf(want, sizeof(want),
+		 "Failed to bind to http port 127.0.0.1:%d: Address already in use", cfg.port);
 	assert_string_equal(msg, want);
 
 	/* an address this host does not have */
 	cfg.bind = "192.0.2.1";
 	err = http_source_start(&cfg, &in, &src, msg, sizeof(msg));
 	assert_int_equal(err, ILA_ERR_IO);
-	snprintf(want, sizeof(want), "Failed to bind to http port 192.0.2.1:%d: Cannot assign requested address",
+	snprintf(want, sizeof(want),
+		 "Failed to bind to http port 192.0.2.1:%d: Cannot assign requested address",
 		 cfg.port);
 	assert_string_equal(msg, want);
 
@@ -1471,7 +1557,9 @@ static void test_client_gone_before_completion(void **state)
 static void test_stop_answers_in_progress(void **state)
 {
 	struct fx *fx = *state;
-	fake_script(fx->fi, (struct outcome){ .status = TICKET_ACCEPTED, .echo = "{\"late\":1}", .delay_ms = 400 });
+	fake_script(fx->fi, (struct outcome){ .status = TICKET_ACCEPTED,
+					      .echo = "{\"late\":1}",
+					      .delay_ms = 400 });
 	struct req q = { .path = "/api/events", .body = "{}" };
 	struct bg_request commit;
 	bg_start(&commit, fx, &q);
@@ -1521,7 +1609,8 @@ static void test_stop_while_waiting_for_room(void **state)
 	assert_int_equal(fake_admitted(fx->fi), 0);
 }
 
-/* ---- access log ------------------------------------------------------------------------------- */
+/* ---- access log -------------------------------------------------------------------------------
+ */
 
 static void test_access_log_masks_keys(void **state)
 {
@@ -1583,15 +1672,18 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_too_large_by_content_length, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_too_large_while_receiving, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_content_types, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_busy_after_admission_wait, setup_short_wait, teardown),
+		cmocka_unit_test_setup_teardown(test_busy_after_admission_wait, setup_short_wait,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_heartbeat_proxy, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_heartbeat_concurrency_limit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bind_failure_message, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_connection_limit_512, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_idle_timeout, setup_idle, teardown),
-		cmocka_unit_test_setup_teardown(test_client_gone_before_completion, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_client_gone_before_completion, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_stop_answers_in_progress, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_stop_while_waiting_for_room, setup_short_wait, teardown),
+		cmocka_unit_test_setup_teardown(test_stop_while_waiting_for_room, setup_short_wait,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_access_log_masks_keys, setup, teardown),
 	};
 	int rc = cmocka_run_group_tests(tests, NULL, NULL);

@@ -64,7 +64,8 @@ static void test_row2_mqtt(void **state)
 
 	readiness_mqtt_enable();
 	readiness_mqtt_set(false, false, NULL);
-	expect_ready("{\"component\":\"mqtt\",\"connected\":false,\"subscriptions_ready\":false,\"error\":\"\"}");
+	expect_ready("{\"component\":\"mqtt\",\"connected\":false,\"subscriptions_ready\":false,"
+		     "\"error\":\"\"}");
 	assert_false(readiness_component_ready(MCOMP_MQTT));
 	readiness_mqtt_set(false, false, "Connection refused: not authorised");
 	expect_ready("{\"component\":\"mqtt\",\"connected\":false,\"subscriptions_ready\":false,"
@@ -73,13 +74,15 @@ static void test_row2_mqtt(void **state)
 	expect_ready("{\"component\":\"mqtt\",\"connected\":true,\"subscriptions_ready\":false,"
 		     "\"error\":\"subscription to 'a/#' refused\"}");
 	readiness_mqtt_set(false, true, "");
-	expect_ready("{\"component\":\"mqtt\",\"connected\":false,\"subscriptions_ready\":true,\"error\":\"\"}");
+	expect_ready("{\"component\":\"mqtt\",\"connected\":false,\"subscriptions_ready\":true,"
+		     "\"error\":\"\"}");
 	readiness_mqtt_set(true, true, NULL);
 	expect_ready(NULL);
 	assert_true(readiness_component_ready(MCOMP_MQTT));
 	/* the error clears with the state */
 	readiness_mqtt_set(false, false, NULL);
-	expect_ready("{\"component\":\"mqtt\",\"connected\":false,\"subscriptions_ready\":false,\"error\":\"\"}");
+	expect_ready("{\"component\":\"mqtt\",\"connected\":false,\"subscriptions_ready\":false,"
+		     "\"error\":\"\"}");
 	readiness_mqtt_set(false, false, "paused: queue full");
 	expect_ready("{\"component\":\"mqtt\",\"connected\":false,\"subscriptions_ready\":false,"
 		     "\"error\":\"paused: queue full\"}");
@@ -91,12 +94,14 @@ static void test_row2_before_row3_and_row4(void **state)
 	readiness_kafka_enable();
 	readiness_queue_set(true, NULL, 10, 10);
 	readiness_mqtt_set(true, false, NULL);
-	expect_ready("{\"component\":\"mqtt\",\"connected\":true,\"subscriptions_ready\":false,\"error\":\"\"}");
+	expect_ready("{\"component\":\"mqtt\",\"connected\":true,\"subscriptions_ready\":false,"
+		     "\"error\":\"\"}");
 	readiness_mqtt_set(true, true, NULL);
 	expect_ready("{\"component\":\"kafka\",\"consumer_started\":false,\"subscribed\":false,"
 		     "\"worker_exited\":false,\"error\":\"\"}");
 	readiness_kafka_set(true, true, false, NULL);
-	expect_ready("{\"component\":\"queue\",\"queued\":10,\"max_queue\":10,\"error\":\"queue full\"}");
+	expect_ready("{\"component\":\"queue\",\"queued\":10,\"max_queue\":10,\"error\":\"queue "
+		     "full\"}");
 	readiness_queue_set(false, NULL, 8, 10);
 	expect_ready(NULL);
 }
@@ -111,8 +116,9 @@ static void test_row3_kafka(void **state)
 		     "\"worker_exited\":false,\"error\":\"\"}");
 	assert_false(readiness_component_ready(MCOMP_KAFKA));
 	readiness_kafka_set(true, false, false, "Subscribe failed: Broker: Unknown topic");
-	expect_ready("{\"component\":\"kafka\",\"consumer_started\":true,\"subscribed\":false,"
-		     "\"worker_exited\":false,\"error\":\"Subscribe failed: Broker: Unknown topic\"}");
+	expect_ready(
+		"{\"component\":\"kafka\",\"consumer_started\":true,\"subscribed\":false,"
+		"\"worker_exited\":false,\"error\":\"Subscribe failed: Broker: Unknown topic\"}");
 	readiness_kafka_set(true, true, false, NULL);
 	expect_ready(NULL);
 	assert_true(readiness_component_ready(MCOMP_KAFKA));
@@ -129,7 +135,8 @@ static void test_row3_kafka(void **state)
 static void test_row4_queue(void **state)
 {
 	readiness_queue_set(true, NULL, 1000000, 1000000);
-	expect_ready("{\"component\":\"queue\",\"queued\":1000000,\"max_queue\":1000000,\"error\":\"queue full\"}");
+	expect_ready("{\"component\":\"queue\",\"queued\":1000000,\"max_queue\":1000000,\"error\":"
+		     "\"queue full\"}");
 	assert_false(readiness_component_ready(MCOMP_QUEUE));
 	readiness_queue_set(false, "database error: database or disk is full", 12, 1000000);
 	expect_ready("{\"component\":\"queue\",\"queued\":12,\"max_queue\":1000000,"
@@ -137,7 +144,8 @@ static void test_row4_queue(void **state)
 	assert_false(readiness_component_ready(MCOMP_QUEUE));
 	/* paused wins over a store error */
 	readiness_queue_set(true, "database error: disk I/O error", 9000000000LL, 5);
-	expect_ready("{\"component\":\"queue\",\"queued\":9000000000,\"max_queue\":5,\"error\":\"queue full\"}");
+	expect_ready("{\"component\":\"queue\",\"queued\":9000000000,\"max_queue\":5,\"error\":"
+		     "\"queue full\"}");
 	/* cleared once the store is healthy again */
 	readiness_queue_set(false, NULL, 0, 5);
 	expect_ready(NULL);
@@ -173,9 +181,15 @@ static void *hammer(void *arg)
 	long id = (long)arg;
 	for (int i = 0; i < 2000; i++) {
 		switch (id) {
-		case 0: readiness_mqtt_set(i % 2, i % 3, i % 5 ? "mqtt error" : NULL); break;
-		case 1: readiness_kafka_set(i % 2, true, false, i % 7 ? "kafka error" : NULL); break;
-		case 2: readiness_queue_set(i % 2, i % 3 ? NULL : "database error: busy", i, 10); break;
+		case 0:
+			readiness_mqtt_set(i % 2, i % 3, i % 5 ? "mqtt error" : NULL);
+			break;
+		case 1:
+			readiness_kafka_set(i % 2, true, false, i % 7 ? "kafka error" : NULL);
+			break;
+		case 2:
+			readiness_queue_set(i % 2, i % 3 ? NULL : "database error: busy", i, 10);
+			break;
 		default: {
 			char *json = NULL;
 			int st = readiness_render(&json);

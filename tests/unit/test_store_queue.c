@@ -26,7 +26,8 @@ struct fixture {
 
 static struct store *open_store(const char *path)
 {
-	struct store_options o = { .path = path, .mode = STORE_MODE_DAEMON };
+	/* synchronous=NORMAL: fsyncs would only slow the suite (durability is not tested). */
+	struct store_options o = { .path = path, .mode = STORE_MODE_DAEMON, .sync_normal = true };
 	struct store *st = NULL;
 	char msg[STORE_MSG_SIZE];
 	int err = store_open(&o, &st, msg, sizeof(msg));
@@ -99,6 +100,7 @@ static void raw_exec(const char *path, const char *sql)
 	sqlite3 *db = NULL;
 	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
 	char *err = NULL;
+	assert_int_equal(sqlite3_exec(db, "PRAGMA synchronous=OFF", NULL, NULL, NULL), SQLITE_OK);
 	if (sqlite3_exec(db, sql, NULL, NULL, &err) != SQLITE_OK)
 		fail_msg("SQL failed: %s", err);
 	sqlite3_close(db);
