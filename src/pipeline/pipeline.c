@@ -1,4 +1,4 @@
-/* Pipeline lifecycle, the intake entry point and the normalize stage. */
+/* Pipeline lifecycle and the intake entry point (which also normalizes, on the caller's thread). */
 #include "pipeline/pipeline.h"
 
 #include <errno.h>
@@ -86,6 +86,33 @@ void pipeline_notify(struct pipeline *p)
 
 /* ---- intake ------------------------------------------------------------------------------ */
 
+static const struct normalize_rules *rules_for(const struct pipeline *p, enum source s)
+{
+	switch (s) {
+	case SOURCE_MQTT: return p->rules_mqtt;
+	case SOURCE_KAFKA: return p->rules_kafka;
+	default: return p->rules_http;
+	}
+}
+
+static void reject(struct message *msg)
+{
+	if (msg->ticket) {
+		switch (msg->ticket->reject_reason) {
+		case REJECT_FILTERED: metrics_filtered(msg->source); break;
+		case REJECT_TOO_LARGE: metrics_rejected(msg->source, MR_TOO_LARGE, 1); break;
+		case REJECT_UNMATCHED_TOPIC: metrics_rejected(msg->source, MR_UNMATCHED_TOPIC, 1); break;
+		default: metrics_rejected(msg->source, MR_INVALID, 1); break;
+		}
+		ticket_finish(msg->ticket, TICKET_REJECTED, NULL);
+	}
+	message_destroy(msg);
+}
+
+/* Normalization runs here, on the source's own thread, and the normalized message goes
+ * straight into the persist mailbox through that thread's slot. A separate normalize thread
+ * would add a hand-off and a wake-up per message; on two cores the context switches cost
+ * more than the parsing they would move (docs/pipeline.md). */
 bool pipeline_admit(struct pipeline *p, struct message *msg)
 {
 	atomic_fetch_add(&p->admitters, 1);
@@ -96,8 +123,20 @@ bool pipeline_admit(struct pipeline *p, struct message *msg)
 		message_destroy(msg);
 		return true;
 	}
-	struct mailbox_slot *slot = mailbox_slot_for_thread(p->intake);
-	bool ok = slot && mailbox_push(slot, msg);
+	struct mailbox_slot *slot = mailbox_slot_for_thread(p->to_persist);
+	if (!slot || mailbox_count(p->to_persist) >= INTAKE_RING_SIZE) {
+		atomic_fetch_sub(&p->admitters, 1);
+		return false;
+	}
+	if (!msg->items && !normalize_message(rules_for(p, msg->source), msg)) {
+		atomic_fetch_sub(&p->admitters, 1);
+		reject(msg);
+		return true;
+	}
+	atomic_fetch_add(&p->messages_in_persist, 1);
+	bool ok = mailbox_push(slot, msg);
+	if (!ok)
+		atomic_fetch_sub(&p->messages_in_persist, 1);
 	atomic_fetch_sub(&p->admitters, 1);
 	return ok;
 }
@@ -142,8 +181,7 @@ bool pipeline_store_failing(const struct pipeline *p, char *err, size_t err_size
 
 double pipeline_intake_fill(const struct pipeline *p)
 {
-	unsigned cap = mailbox_capacity(p->intake);
-	return cap ? (double)mailbox_count(p->intake) / cap : 0.0;
+	return (double)mailbox_count(p->to_persist) / INTAKE_RING_SIZE;
 }
 
 double pipeline_dispatch_fill(const struct pipeline *p)
@@ -164,7 +202,7 @@ bool pipeline_fatal(const struct pipeline *p, char *msg, size_t msg_size)
 bool pipeline_idle(const struct pipeline *p)
 {
 	return atomic_load(&p->queued) <= 0 && atomic_load(&p->in_memory) == 0 &&
-	       mailbox_count(p->intake) == 0 && mailbox_count(p->to_persist) == 0;
+	       atomic_load(&p->messages_in_persist) == 0;
 }
 
 void pipeline_wake(struct pipeline *p)
@@ -180,57 +218,6 @@ void pipeline_wait_event(struct pipeline *p, int timeout_ms)
 		ssize_t n = read(p->event_fd, &v, sizeof(v));
 		(void)n;
 	}
-}
-
-/* ---- normalize stage ------------------------------------------------------------------------ */
-
-static const struct normalize_rules *rules_for(const struct pipeline *p, enum source s)
-{
-	switch (s) {
-	case SOURCE_MQTT: return p->rules_mqtt;
-	case SOURCE_KAFKA: return p->rules_kafka;
-	default: return p->rules_http;
-	}
-}
-
-static void reject(struct message *msg)
-{
-	if (msg->ticket) {
-		switch (msg->ticket->reject_reason) {
-		case REJECT_FILTERED: metrics_filtered(msg->source); break;
-		case REJECT_TOO_LARGE: metrics_rejected(msg->source, MR_TOO_LARGE, 1); break;
-		case REJECT_UNMATCHED_TOPIC: metrics_rejected(msg->source, MR_UNMATCHED_TOPIC, 1); break;
-		default: metrics_rejected(msg->source, MR_INVALID, 1); break;
-		}
-		ticket_finish(msg->ticket, TICKET_REJECTED, NULL);
-	}
-	message_destroy(msg);
-}
-
-static void *normalize_main(void *arg)
-{
-	struct pipeline *p = arg;
-	for (;;) {
-		struct message *msg = mailbox_pop(p->intake);
-		if (!msg) {
-			if (atomic_load(&p->closed) && atomic_load(&p->admitters) == 0 &&
-			    mailbox_count(p->intake) == 0)
-				break;
-			mailbox_wait(p->intake, 200);
-			continue;
-		}
-		if (!normalize_message(rules_for(p, msg->source), msg)) {
-			reject(msg);
-			continue;
-		}
-		/* Persist never waits on normalize, so this wait ends. */
-		atomic_fetch_add(&p->messages_in_persist, 1);
-		while (!mailbox_push(p->normalize_slot, msg))
-			usleep(100);
-	}
-	atomic_store(&p->normalize_done, 1);
-	mailbox_wake(p->to_persist);
-	return NULL;
 }
 
 /* ---- lifecycle ---------------------------------------------------------------------------- */
@@ -251,21 +238,21 @@ struct pipeline *pipeline_create(const struct config *cfg, struct store *writer,
 	p->fwd_settings.max_retries = cfg->max_retries;
 	p->fwd_settings.retry_max_backoff = cfg->retry_max_backoff;
 	p->fwd_settings.policy_cache_ttl = cfg->policy_cache_ttl;
-	p->intake = mailbox_create(INTAKE_RING_SIZE, INTAKE_MAX_PRODUCERS);
-	p->to_persist = mailbox_create(PERSIST_RING_SIZE, (unsigned)cfg->forwarders + 1);
+	p->to_persist = mailbox_create(INTAKE_RING_SIZE,
+				       (unsigned)cfg->forwarders + INTAKE_MAX_PRODUCERS);
 	p->to_dispatch = mailbox_create(PERSIST_RING_SIZE, 2);
 	p->rules_http = normalize_rules_create(cfg, SOURCE_HTTP);
 	p->rules_mqtt = normalize_rules_create(cfg, SOURCE_MQTT);
 	p->rules_kafka = normalize_rules_create(cfg, SOURCE_KAFKA);
 	p->forwarders = calloc((size_t)p->forwarder_count, sizeof(*p->forwarders));
 	p->work = workq_create(1024);
-	if (p->event_fd < 0 || !p->intake || !p->to_persist || !p->to_dispatch || !p->work ||
-	    !p->rules_http || !p->rules_mqtt || !p->rules_kafka || !p->forwarders)
+	p->gate = delivery_gate_create();
+	if (p->event_fd < 0 || !p->to_persist || !p->to_dispatch || !p->work ||
+	    !p->gate || !p->rules_http || !p->rules_mqtt || !p->rules_kafka || !p->forwarders)
 		goto fail;
-	p->normalize_slot = mailbox_slot_add(p->to_persist);
 	p->fresh_slot = mailbox_slot_add(p->to_dispatch);
 	p->applied_slot = mailbox_slot_add(p->to_dispatch);
-	if (!p->normalize_slot || !p->fresh_slot || !p->applied_slot)
+	if (!p->fresh_slot || !p->applied_slot)
 		goto fail;
 	for (int i = 0; i < p->forwarder_count; i++) {
 		struct forwarder *f = &p->forwarders[i];
@@ -298,8 +285,6 @@ int pipeline_start(struct pipeline *p)
 	for (int i = 0; i < p->forwarder_count; i++)
 		if (pthread_create(&p->forwarders[i].thread, NULL, forwarder_main, &p->forwarders[i]) != 0)
 			abort();
-	if (pthread_create(&p->normalize_thread, NULL, normalize_main, p) != 0)
-		abort();
 	p->started = true;
 	return 0;
 }
@@ -307,7 +292,6 @@ int pipeline_start(struct pipeline *p)
 void pipeline_close_intake(struct pipeline *p)
 {
 	atomic_store(&p->closed, 1);
-	mailbox_wake(p->intake);
 }
 
 void pipeline_drain(struct pipeline *p)
@@ -315,7 +299,11 @@ void pipeline_drain(struct pipeline *p)
 	pipeline_close_intake(p);
 	if (!p->started)
 		return;
-	pthread_join(p->normalize_thread, NULL);
+	/* Sources inside pipeline_admit finish their push; later ones see the intake closed. */
+	while (atomic_load(&p->admitters) > 0)
+		usleep(1000);
+	atomic_store(&p->normalize_done, 1);
+	mailbox_wake(p->to_persist);
 	/* Every admitted message is now in persist; wait until it committed them. Messages
 	 * that wait for a failing store are given 5 s, then abandoned unacknowledged. */
 	int64_t failing_since = 0;
@@ -379,17 +367,11 @@ void pipeline_destroy(struct pipeline *p)
 		pipeline_drain(p);
 		pipeline_stop_delivery(p, 0);
 	}
-	void *ptr;
-	while (p->intake && (ptr = mailbox_pop(p->intake))) {
-		struct message *msg = ptr;
-		ticket_finish(msg->ticket, TICKET_SHUTTING_DOWN, NULL);
-		message_destroy(msg);
-	}
 	for (int i = 0; p->forwarders && i < p->forwarder_count; i++)
 		ilert_client_destroy(p->forwarders[i].client);
 	free(p->forwarders);
 	workq_destroy(p->work);
-	mailbox_destroy(p->intake);
+	delivery_gate_destroy(p->gate);
 	mailbox_destroy(p->to_persist);
 	mailbox_destroy(p->to_dispatch);
 	normalize_rules_destroy(p->rules_http);

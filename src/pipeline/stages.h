@@ -53,6 +53,12 @@ static inline struct outcome *untag_outcome(void *p)
 	return (struct outcome *)((uintptr_t)p & ~TAG_OUTCOME);
 }
 
+/* What forwarders check right before starting an item (host brake, 429 cool-down), shared by
+ * the dispatcher and every forwarder (dispatch.c). */
+struct delivery_gate;
+struct delivery_gate *delivery_gate_create(void);
+void delivery_gate_destroy(struct delivery_gate *g); /* accepts NULL */
+
 struct forwarder {
 	struct pipeline *p;
 	int index;
@@ -68,9 +74,7 @@ struct pipeline {
 	struct normalize_rules *rules_http, *rules_mqtt, *rules_kafka;
 	struct forward_settings fwd_settings;
 
-	struct mailbox *intake;     /* sources → normalize */
-	struct mailbox *to_persist; /* normalize, forwarders → persist */
-	struct mailbox_slot *normalize_slot;
+	struct mailbox *to_persist; /* sources (normalized on their thread), forwarders → persist */
 	struct mailbox *to_dispatch; /* persist → dispatch */
 	struct mailbox_slot *fresh_slot;   /* committed items (may be dropped: DB has them) */
 	struct mailbox_slot *applied_slot; /* applied outcomes (never dropped) */
@@ -80,14 +84,15 @@ struct pipeline {
 	atomic_int forwarders_stop; /* forwarders take nothing new */
 	struct forwarder *forwarders;
 	int forwarder_count;
+	struct delivery_gate *gate; /* forwarders and dispatcher */
 
-	pthread_t normalize_thread, persist_thread, dispatch_thread;
+	pthread_t persist_thread, dispatch_thread;
 	bool started;
 
 	/* Shutdown flags, set by the daemon thread, read by the stages. */
 	atomic_int closed;          /* intake closed */
 	atomic_int admitters;       /* sources inside pipeline_admit */
-	atomic_int normalize_done;  /* normalize drained and exited */
+	atomic_int normalize_done;  /* intake closed and no source is inside pipeline_admit */
 	atomic_int dispatch_stop;   /* dispatcher hands out nothing new */
 	atomic_int forwarders_done; /* every forwarder exited */
 	atomic_int persist_done;
