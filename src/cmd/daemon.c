@@ -152,12 +152,15 @@ static void release(struct daemon *d)
 {
 	http_source_stop(d->http);
 	pinger_stop(d->pinger);
-	pipeline_destroy(d->pipeline); /* closes the writer and reader connections */
-	store_close(d->stats);
+	/* The signal thread wakes and abandons the pipeline: it must be gone before the
+	 * pipeline is freed. Signals arriving from now on stay blocked and pending. */
 	if (d->signal_thread_running) {
 		pthread_kill(d->signal_thread, SIGUSR2);
 		pthread_join(d->signal_thread, NULL);
+		d->signal_thread_running = false;
 	}
+	pipeline_destroy(d->pipeline); /* closes the writer and reader connections */
+	store_close(d->stats);
 	store_lock_release(d->lock);
 	ilert_global_cleanup();
 }

@@ -10,6 +10,8 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "core/tsan.h"
+
 struct mailbox_slot {
 	struct ck_ring ring;
 	struct ck_ring_buffer *buffer;
@@ -26,7 +28,10 @@ struct mailbox {
 	atomic_int woken;           /* mailbox_wake was called since the last wait */
 	int event_fd;
 	pthread_mutex_t register_lock;
+	uint64_t generation; /* unique per mailbox, see mailbox_slot_for_thread */
 };
+
+static _Atomic uint64_t next_generation = 1;
 
 struct mailbox *mailbox_create(unsigned slot_size, unsigned max_slots)
 {
@@ -46,6 +51,7 @@ struct mailbox *mailbox_create(unsigned slot_size, unsigned max_slots)
 	}
 	mb->slot_size = slot_size;
 	mb->max_slots = max_slots;
+	mb->generation = atomic_fetch_add(&next_generation, 1);
 	pthread_mutex_init(&mb->register_lock, NULL);
 	return mb;
 }
@@ -83,28 +89,36 @@ struct mailbox_slot *mailbox_slot_add(struct mailbox *mb)
 	return slot;
 }
 
-/* A few (mailbox, slot) pairs per thread: a producer thread pushes into few mailboxes. */
+/* A few (mailbox, slot) pairs per thread: a producer thread pushes into few mailboxes.
+ * A thread may outlive a mailbox, and a new one may be allocated at the same address: the
+ * generation tells them apart, so a cached slot of a freed mailbox is never handed out. */
 #define THREAD_SLOT_CACHE 4
 static _Thread_local struct {
 	struct mailbox *mb;
+	uint64_t generation;
 	struct mailbox_slot *slot;
 } thread_slots[THREAD_SLOT_CACHE];
+static _Thread_local unsigned thread_slots_evict;
 
 struct mailbox_slot *mailbox_slot_for_thread(struct mailbox *mb)
 {
-	for (int i = 0; i < THREAD_SLOT_CACHE; i++)
-		if (thread_slots[i].mb == mb)
+	int free_entry = -1;
+	for (int i = 0; i < THREAD_SLOT_CACHE; i++) {
+		if (thread_slots[i].mb == mb && thread_slots[i].generation == mb->generation)
 			return thread_slots[i].slot;
+		if (free_entry < 0 && (!thread_slots[i].mb || thread_slots[i].mb == mb))
+			free_entry = i; /* empty, or left by a freed mailbox at this address */
+	}
 	struct mailbox_slot *slot = mailbox_slot_add(mb);
 	if (!slot)
 		return NULL;
-	for (int i = 0; i < THREAD_SLOT_CACHE; i++) {
-		if (!thread_slots[i].mb) {
-			thread_slots[i].mb = mb;
-			thread_slots[i].slot = slot;
-			break;
-		}
-	}
+	/* With every entry taken (possibly by freed mailboxes) one is replaced; a live
+	 * mailbox that loses its entry gets another slot for this thread, still with a single
+	 * producer each. */
+	int i = free_entry >= 0 ? free_entry : (int)(thread_slots_evict++ % THREAD_SLOT_CACHE);
+	thread_slots[i].mb = mb;
+	thread_slots[i].generation = mb->generation;
+	thread_slots[i].slot = slot;
 	return slot;
 }
 
@@ -120,6 +134,7 @@ static void signal_consumer(struct mailbox *mb)
 
 bool mailbox_push(struct mailbox_slot *slot, void *ptr)
 {
+	tsan_handoff_release(ptr); /* the consumer takes over what we wrote into *ptr */
 	if (!ck_ring_enqueue_spsc(&slot->ring, slot->buffer, ptr))
 		return false;
 	/* Pairs with the fence in mailbox_wait: either the consumer sees the entry or we see
@@ -137,6 +152,7 @@ void *mailbox_pop(struct mailbox *mb)
 		unsigned i = (mb->next_pop + k) % n;
 		void *ptr;
 		if (ck_ring_dequeue_spsc(&mb->slots[i].ring, mb->slots[i].buffer, &ptr)) {
+			tsan_handoff_acquire(ptr);
 			mb->next_pop = i + 1;
 			return ptr;
 		}

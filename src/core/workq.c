@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "core/tsan.h"
+
 struct workq {
 	struct ck_ring ring;
 	struct ck_ring_buffer *buffer;
@@ -48,6 +50,7 @@ void workq_destroy(struct workq *q)
 
 bool workq_push(struct workq *q, void *ptr)
 {
+	tsan_handoff_release(ptr); /* the consumer takes over what we wrote into *ptr */
 	if (!ck_ring_enqueue_spmc(&q->ring, q->buffer, ptr))
 		return false;
 	/* Pairs with the check under the lock in workq_wait: a consumer that registered as a
@@ -64,7 +67,10 @@ bool workq_push(struct workq *q, void *ptr)
 void *workq_pop(struct workq *q)
 {
 	void *ptr;
-	return ck_ring_dequeue_spmc(&q->ring, q->buffer, &ptr) ? ptr : NULL;
+	if (!ck_ring_dequeue_spmc(&q->ring, q->buffer, &ptr))
+		return NULL;
+	tsan_handoff_acquire(ptr);
+	return ptr;
 }
 
 void workq_wait(struct workq *q, int timeout_ms)

@@ -11,7 +11,15 @@
  *  - a forward scan of the database in seq order from a cursor, after a restart or when
  *    hand-offs were dropped (buffer full): every row is visited once per pass;
  *  - every second, rows whose retry came due (index event_items_due).
- * Memory therefore stays flat whatever the size of the backlog. */
+ * Memory therefore stays flat whatever the size of the backlog.
+ *
+ * Rows are handed out ahead of time (up to FORWARDER_DEPTH per forwarder wait in the work
+ * queue), so a host brake or 429 cool-down learned from one result must also stop rows that
+ * are already waiting there: forwarders record what they learn in the delivery gate and
+ * check it right before starting a row; a row held back there returns to the dispatcher
+ * unattempted (FWD_UNCHANGED) and waits in the buffer like any other (§14.5). While a host
+ * is braked after failures, one row at a time probes it until a success releases it. */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,11 +47,95 @@ struct dispatcher {
 	int64_t cursor;           /* every row with seq <= cursor has been considered */
 	bool behind;              /* rows beyond the cursor must be read from the database */
 	int in_flight;            /* handed out, outcome not yet applied */
+	int host_in_flight[2];    /* the same, per host (enum ilert_base) */
 	struct host_brake brakes[2];
 	struct rate_limiter *rate;
 	struct cooldown_table *cooldown;
 	int64_t next_tick_ms;
 };
+
+/* ---- the delivery gate ---------------------------------------------------------------- */
+
+struct delivery_gate {
+	atomic_llong host_until[2];   /* Unix ms: no request to the host starts before */
+	atomic_llong cooldown_latest; /* latest cool-down end recorded: skips the lookup after it */
+	pthread_mutex_t lock;         /* guards cooldown */
+	struct cooldown_table *cooldown;
+};
+
+struct delivery_gate *delivery_gate_create(void)
+{
+	struct delivery_gate *g = calloc(1, sizeof(*g));
+	if (!g)
+		return NULL;
+	g->cooldown = cooldown_table_create(10000);
+	if (!g->cooldown) {
+		free(g);
+		return NULL;
+	}
+	pthread_mutex_init(&g->lock, NULL);
+	return g;
+}
+
+void delivery_gate_destroy(struct delivery_gate *g)
+{
+	if (!g)
+		return;
+	cooldown_table_destroy(g->cooldown);
+	pthread_mutex_destroy(&g->lock);
+	free(g);
+}
+
+static void atomic_raise(atomic_llong *v, int64_t to)
+{
+	long long cur = atomic_load(v);
+	while (cur < to && !atomic_compare_exchange_weak(v, &cur, to))
+		;
+}
+
+static enum ilert_base item_host(const struct store_item *item)
+{
+	if (item->kind == STORE_KIND_HEARTBEAT && item->integration_key &&
+	    strncmp(item->integration_key, "il1hbt", 6) != 0)
+		return ILERT_BASE_BEAT;
+	return ILERT_BASE_API;
+}
+
+/* Forwarder: true when item must not start now; *cooldown_until tells the dispatcher about a
+ * cool-down it may not have learned yet. */
+static bool gate_holds(struct delivery_gate *g, const struct store_item *item, int64_t now_ms,
+		       int64_t *cooldown_until_ms)
+{
+	if (atomic_load(&g->host_until[item_host(item)]) > now_ms)
+		return true;
+	if (item->kind != STORE_KIND_EVENT || !item->integration_key ||
+	    atomic_load(&g->cooldown_latest) <= now_ms)
+		return false;
+	pthread_mutex_lock(&g->lock);
+	int64_t until = cooldown_until(g->cooldown, item->integration_key, now_ms);
+	pthread_mutex_unlock(&g->lock);
+	*cooldown_until_ms = until;
+	return until != 0;
+}
+
+/* Forwarder: what a result means for the rows other forwarders are about to start. The
+ * dispatcher's brake (doubling, probing) decides about new hand-outs; this only needs to stop
+ * rows handed out before the dispatcher knew. */
+static void gate_learn(struct delivery_gate *g, const struct store_item *item,
+		       const struct forward_result *r, int64_t now_ms)
+{
+	if (r->host_ok)
+		atomic_store(&g->host_until[r->host], 0);
+	if (r->host_failed)
+		atomic_raise(&g->host_until[r->host],
+			     now_ms + (r->host_hint_ms > 0 ? r->host_hint_ms : 1000));
+	if (r->cooldown_until && item->integration_key) {
+		pthread_mutex_lock(&g->lock);
+		cooldown_set(g->cooldown, item->integration_key, r->cooldown_until);
+		pthread_mutex_unlock(&g->lock);
+		atomic_raise(&g->cooldown_latest, r->cooldown_until);
+	}
+}
 
 /* ---- bookkeeping ------------------------------------------------------------------- */
 
@@ -228,41 +320,55 @@ static void fetch_successor(struct dispatcher *d, const char *order_key, int64_t
 		stage_item_free(item);
 }
 
+/* A row that came back unstarted (held back by the gate) waits in the buffer again; when
+ * there is no room, the forward scan finds it again from a cursor moved back before it. */
+static void take_back(struct dispatcher *d, struct store_item *item, int64_t now_ms)
+{
+	if (consider_row(d, item, now_ms) == TAKEN)
+		return;
+	if (item->seq <= d->cursor)
+		d->cursor = item->seq - 1;
+	go_behind(d);
+	stage_item_free(item);
+}
+
 static void on_applied(struct dispatcher *d, struct outcome *o, int64_t now_ms)
 {
 	struct store_item *item = o->item;
 	const struct forward_result *r = &o->res;
 	d->in_flight--;
+	d->host_in_flight[item_host(item)]--;
 	metrics_add_in_flight(-1);
 	untrack(d, item);
+	if (r->host_ok)
+		host_brake_ok(&d->brakes[r->host]);
 	if (r->host_failed)
 		host_brake_fail(&d->brakes[r->host], now_ms, d->p->cfg->retry_max_backoff,
 				r->host_hint_ms);
-	else if (r->host_ok)
-		host_brake_ok(&d->brakes[r->host]);
 	if (r->cooldown_until && item->integration_key)
 		cooldown_set(d->cooldown, item->integration_key, r->cooldown_until);
-	if (item->order_key && r->action != FWD_RESCHEDULE && r->action != FWD_UNCHANGED)
+	if (r->action == FWD_UNCHANGED && !atomic_load(&d->p->dispatch_stop) &&
+	    !atomic_load(&d->p->abandon)) {
+		o->item = NULL;
+		take_back(d, item, now_ms);
+	} else if (item->order_key && r->action != FWD_RESCHEDULE && r->action != FWD_UNCHANGED) {
 		fetch_successor(d, item->order_key, now_ms);
+	}
 	stage_outcome_free(o);
 }
 
 /* ---- handing out ----------------------------------------------------------------------- */
 
-static enum ilert_base item_host(const struct store_item *item)
-{
-	if (item->kind == STORE_KIND_HEARTBEAT && item->integration_key &&
-	    strncmp(item->integration_key, "il1hbt", 6) != 0)
-		return ILERT_BASE_BEAT;
-	return ILERT_BASE_API;
-}
-
-/* 0 when the item may start now, else the Unix ms it may (brake, cool-down, rate limit). */
+/* 0 when the item may start now, -1 when it waits for an outcome (a braked host being probed),
+ * else the Unix ms it may (brake, cool-down, rate limit). */
 static int64_t item_wait_until(struct dispatcher *d, const struct store_item *item, int64_t now_ms)
 {
-	const struct host_brake *b = &d->brakes[item_host(item)];
+	enum ilert_base host = item_host(item);
+	const struct host_brake *b = &d->brakes[host];
 	if (host_brake_active(b, now_ms))
 		return b->until_ms;
+	if (b->failures > 0 && d->host_in_flight[host] > 0)
+		return -1;
 	if (item->kind != STORE_KIND_EVENT || !item->integration_key)
 		return 0;
 	int64_t until = cooldown_until(d->cooldown, item->integration_key, now_ms);
@@ -281,7 +387,7 @@ static int64_t hand_out(struct dispatcher *d, int64_t now_ms)
 		struct store_item *item = d->buf[i];
 		int64_t wait = item_wait_until(d, item, now_ms);
 		if (wait) {
-			if (!next || wait < next)
+			if (wait > 0 && (!next || wait < next))
 				next = wait;
 			i++;
 			continue;
@@ -292,6 +398,7 @@ static int64_t hand_out(struct dispatcher *d, int64_t now_ms)
 		if (d->rate && item->kind == STORE_KIND_EVENT && item->integration_key)
 			rate_limiter_record(d->rate, item->integration_key, now_ms);
 		d->in_flight++;
+		d->host_in_flight[item_host(item)]++;
 		metrics_add_in_flight(1);
 	}
 	return next;
@@ -425,8 +532,14 @@ void *forwarder_main(void *arg)
 		o->item = item;
 		o->forwarder = f->index;
 		o->started_ms = clock_now_ms();
+		if (gate_holds(p->gate, item, o->started_ms, &o->res.cooldown_until)) {
+			o->res.action = FWD_UNCHANGED;
+			report(f, o);
+			continue;
+		}
 		if (forward_deliver(f->client, &p->fwd_settings, item, o->started_ms, &o->res) != 0)
 			abort();
+		gate_learn(p->gate, item, &o->res, clock_now_ms());
 		if (atomic_load(&p->abandon) && o->res.action != FWD_DELETE) {
 			/* Cut short by the shutdown: the row stays as it was (§20.3). */
 			forward_result_clear(&o->res);

@@ -1236,14 +1236,20 @@ void http_source_stop(struct http_source *src)
 	if (!src)
 		return;
 	atomic_store(&src->stopping, 1);
+	/* With internal threads MHD's workers may still touch the quiesced socket until
+	 * MHD_stop_daemon returns (libmicrohttpd manual), and a closed descriptor number may be
+	 * reused meanwhile. shutdown() refuses new connections at once and keeps the
+	 * descriptor valid; it is closed only when no worker is left. */
 	MHD_socket lfd = MHD_quiesce_daemon(src->mhd);
 	if (lfd != MHD_INVALID_SOCKET)
-		close(lfd);
+		shutdown(lfd, SHUT_RDWR);
 	pings_stop(&src->pings);
 	retry_stop(&src->retry);
 	wait_for_zero(&src->waits, -1);
 	wait_for_zero(&src->live, clock_mono_ms() + STOP_FLUSH_MS);
 	MHD_stop_daemon(src->mhd);
+	if (lfd != MHD_INVALID_SOCKET)
+		close(lfd);
 	source_free(src);
 }
 
