@@ -29,6 +29,7 @@
 #include "core/clock.h"
 #include "core/err.h"
 #include "core/strmap.h"
+#include "ilert/heartbeat.h"
 #include "ops/log.h"
 #include "ops/metrics.h"
 #include "pipeline/stages.h"
@@ -95,8 +96,8 @@ static void atomic_raise(atomic_llong *v, int64_t to)
 
 static enum ilert_base item_host(const struct store_item *item)
 {
-	if (item->kind == STORE_KIND_HEARTBEAT && item->integration_key &&
-	    strncmp(item->integration_key, "il1hbt", 6) != 0)
+	if (item->kind == STORE_KIND_HEARTBEAT &&
+	    !ilert_heartbeat_uses_api(item->integration_key ? item->integration_key : ""))
 		return ILERT_BASE_BEAT;
 	return ILERT_BASE_API;
 }

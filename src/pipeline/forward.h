@@ -1,8 +1,6 @@
-/* Delivery of one queued item to ilert and the verdict on its row (SPEC §14.4-§14.8), plus
- * the per-host and per-key limits the dispatcher keeps (host brake, rate limit, cool-down).
- * forward_deliver runs on a forwarder thread with that thread's own ilert client; a
- * policy_cache is shared by all forwarders (thread safe); host_brake, rate_limiter and
- * cooldown_table belong to one thread (the dispatcher). */
+/* Delivery of one queued item to ilert and the verdict on its row (SPEC §14.4-§14.8), plus the
+ * host brake, rate limiter and 429 cool-down the dispatcher keeps. forward_deliver: a forwarder
+ * thread with its own client; policy_cache: any thread; brake/limiter/cool-down: one thread. */
 #ifndef ILAGENT_PIPELINE_FORWARD_H
 #define ILAGENT_PIPELINE_FORWARD_H
 

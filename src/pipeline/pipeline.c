@@ -238,6 +238,7 @@ struct pipeline *pipeline_create(const struct config *cfg, struct store *writer,
 	p->fwd_settings.max_retries = cfg->max_retries;
 	p->fwd_settings.retry_max_backoff = cfg->retry_max_backoff;
 	p->fwd_settings.policy_cache_ttl = cfg->policy_cache_ttl;
+	p->fwd_settings.cache = policy_cache_create(FORWARD_MAX_KEYS);
 	p->to_persist = mailbox_create(INTAKE_RING_SIZE,
 				       (unsigned)cfg->forwarders + INTAKE_MAX_PRODUCERS);
 	p->to_dispatch = mailbox_create(PERSIST_RING_SIZE, 2);
@@ -247,7 +248,7 @@ struct pipeline *pipeline_create(const struct config *cfg, struct store *writer,
 	p->forwarders = calloc((size_t)p->forwarder_count, sizeof(*p->forwarders));
 	p->work = workq_create(1024);
 	p->gate = delivery_gate_create();
-	if (p->event_fd < 0 || !p->to_persist || !p->to_dispatch || !p->work ||
+	if (p->event_fd < 0 || !p->fwd_settings.cache || !p->to_persist || !p->to_dispatch || !p->work ||
 	    !p->gate || !p->rules_http || !p->rules_mqtt || !p->rules_kafka || !p->forwarders)
 		goto fail;
 	p->fresh_slot = mailbox_slot_add(p->to_dispatch);
@@ -371,6 +372,7 @@ void pipeline_destroy(struct pipeline *p)
 		ilert_client_destroy(p->forwarders[i].client);
 	free(p->forwarders);
 	workq_destroy(p->work);
+	policy_cache_destroy(p->fwd_settings.cache);
 	delivery_gate_destroy(p->gate);
 	mailbox_destroy(p->to_persist);
 	mailbox_destroy(p->to_dispatch);
