@@ -37,7 +37,10 @@ while [ $# -gt 0 ]; do
     *) echo "bench.sh: unknown argument '$1'" >&2; usage >&2; exit 2 ;;
   esac
 done
-case "$runs" in ''|*[!0-9]*|0) echo "bench.sh: --runs must be a positive integer" >&2; exit 2 ;; esac
+positive() { case "$2" in ''|*[!0-9]*|0) echo "bench.sh: $1 must be a positive integer" >&2; exit 2 ;; esac; }
+positive --runs "$runs"
+positive --duration "$duration"
+positive --p2-rows "$p2_rows"
 wants() { [[ ",$only," == *",$1,"* ]]; }
 
 export no_proxy="127.0.0.1,localhost" NO_PROXY="127.0.0.1,localhost"
@@ -293,7 +296,7 @@ p5_run() { # i
       --duration "$duration" --json >"$work/p5-bare-$i.json" 2>/dev/null
   stop "$bare_pid"
   b=$(json_num "$work/p5-bare-$i.json" p99)
-  echo "   run $i: ilagent p99 $(fmt_2 "$v") ms (p50 $(fmt_2 "$(json_num "$work/p5-load-$i.json" p50)"), max $(fmt_2 "$(json_num "$work/p5-load-$i.json" max)"), non-2xx $(json_num "$work/p5-load-$i.json" other)), bare p99 $(fmt_2 "$b") ms"
+  echo "   run $i: ilagent p99 $(fmt_2 "$v") ms (p50 $(fmt_2 "$(json_num "$work/p5-load-$i.json" p50)"), max $(fmt_2 "$(json_num "$work/p5-load-$i.json" max)"), non-2xx $(json_num "$work/p5-load-$i.json" other), answered $(fmt_int "$(json_num "$work/p5-load-$i.json" requests_per_s)") req/s), bare p99 $(fmt_2 "$b") ms"
   [ -n "$v" ] && [ -n "$b" ] || return 1
   p5_values+=("$v"); p5_bases+=("$b")
 }

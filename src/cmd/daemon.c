@@ -14,6 +14,7 @@
 #include "ops/log.h"
 #include "ops/metrics.h"
 #include "ops/readiness.h"
+#include "pipeline/legacy_mqtt.h"
 #include "pipeline/pipeline.h"
 #include "sources/http.h"
 #include "store/db.h"
@@ -60,10 +61,12 @@ static void *signal_main(void *arg)
 	}
 }
 
-static int open_store(const struct config *cfg, struct store **out, char *msg, size_t size)
+/* The first connection checks and migrates the file; the others only attach to it. */
+static int open_store(const struct config *cfg, enum store_mode mode, struct store **out,
+		      char *msg, size_t size)
 {
 	struct store_options opts = {
-		.path = cfg->file, .mode = STORE_MODE_DAEMON,
+		.path = cfg->file, .mode = mode,
 		.sync_normal = cfg->db_sync == DB_SYNC_NORMAL,
 	};
 	return store_open(&opts, out, msg, size);
@@ -186,17 +189,23 @@ int cmd_daemon_run(const struct config *cfg)
 	}
 
 	if (store_lock_acquire(cfg->file, &d.lock, msg, sizeof(msg)) != 0 ||
-	    open_store(cfg, &writer, msg, sizeof(msg)) != 0 ||
-	    open_store(cfg, &reader, msg, sizeof(msg)) != 0 ||
-	    open_store(cfg, &d.stats, msg, sizeof(msg)) != 0) {
+	    open_store(cfg, STORE_MODE_DAEMON, &writer, msg, sizeof(msg)) != 0 ||
+	    open_store(cfg, STORE_MODE_ATTACH, &reader, msg, sizeof(msg)) != 0 ||
+	    open_store(cfg, STORE_MODE_ATTACH, &d.stats, msg, sizeof(msg)) != 0) {
 		store_close(writer);
 		store_close(reader);
 		release(&d);
 		log_fatal_line("%s", msg);
 		return 1;
 	}
-	if (!store_is_wal(writer))
-		log_warn("store", "the file system refused WAL mode; using a rollback journal");
+	/* §16.7: messages 0.9.0 left in mqtt_queue become queued items before anything starts. */
+	if (legacy_mqtt_convert(cfg, writer, NULL, msg, sizeof(msg)) != 0) {
+		store_close(writer);
+		store_close(reader);
+		release(&d);
+		log_fatal_line("%s", msg);
+		return 1;
+	}
 	d.pipeline = pipeline_create(cfg, writer, reader);
 	if (!d.pipeline) {
 		store_close(writer);

@@ -42,6 +42,7 @@ struct persist {
 	struct inserted *inserted;
 	size_t inserted_cap;
 	uint64_t duplicates[SOURCE_COUNT]; /* of the current transaction */
+	bool sync_full_now;  /* the connection's current synchronous setting */
 	int64_t retry_at_ms; /* mono ms of the next attempt after a failed commit, 0 = none */
 	int64_t retry_delay_ms;
 };
@@ -323,6 +324,12 @@ static void run_transaction(struct persist *ps)
 	memset(ps->duplicates, 0, sizeof(ps->duplicates));
 	int64_t removed = 0, evicted = 0;
 
+	/* A transaction that only records delivery outcomes acknowledges nothing: losing it to a
+	 * power cut only means a row is delivered again (at-least-once), so it skips the fsync;
+	 * the next commit that accepts items makes it durable along with its own. */
+	bool want_full = p->cfg->db_sync == DB_SYNC_FULL && b->msg_count > 0;
+	if (want_full != ps->sync_full_now && store_set_sync(p->writer, want_full) == 0)
+		ps->sync_full_now = want_full;
 	int err = store_begin(p->writer);
 	for (size_t i = 0; !err && i < b->outcome_count; i++)
 		err = apply_outcome(ps, b->outcomes[i], now_ms, &removed, &evicted);
@@ -398,7 +405,7 @@ static void discard_pending(struct persist *ps)
 void *persist_main(void *arg)
 {
 	struct pipeline *p = arg;
-	struct persist ps = { .p = p };
+	struct persist ps = { .p = p, .sync_full_now = p->cfg->db_sync == DB_SYNC_FULL };
 	ps.dedup = dedup_create(p->cfg->dedup_window, 100000);
 	if (!ps.dedup)
 		abort();

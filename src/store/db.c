@@ -690,6 +690,17 @@ static int conn_setup(struct store *st, const struct store_options *opts, char *
 		return setup_fail(msg, msg_size, opts->path, ILA_ERR_IO, "file is not writable");
 	bool is_new = false;
 	int err = conn_pragmas(st, opts->sync_normal);
+	if (!err && opts->mode == STORE_MODE_ATTACH) {
+		/* The first connection chose the journal mode; only learn it. */
+		sqlite3_stmt *s = NULL;
+		if (sqlite3_prepare_v2(st->db, "PRAGMA journal_mode", -1, &s, NULL) == SQLITE_OK &&
+		    sqlite3_step(s) == SQLITE_ROW) {
+			const char *mode = (const char *)sqlite3_column_text(s, 0);
+			st->wal = mode && strcmp(mode, "wal") == 0;
+		}
+		sqlite3_finalize(s);
+		return 0;
+	}
 	if (!err)
 		err = conn_check_integrity(st);
 	if (!err)
@@ -706,6 +717,11 @@ static int conn_setup(struct store *st, const struct store_options *opts, char *
 		return setup_fail(msg, msg_size, opts->path, err, "%s", st->errmsg);
 	conn_enable_wal(st);
 	return 0;
+}
+
+int store_set_sync(struct store *st, bool full)
+{
+	return store_exec(st, full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
 }
 
 int store_open(const struct store_options *opts, struct store **out, char *msg, size_t msg_size)

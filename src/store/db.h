@@ -13,6 +13,8 @@
 enum store_mode {
 	STORE_MODE_DAEMON = 0, /* creates a missing file (mode 0600) */
 	STORE_MODE_QUEUE,      /* the file must exist */
+	STORE_MODE_ATTACH,     /* another connection of this process opened, checked and
+				* migrated the file already: only the connection settings */
 };
 
 struct store_options {
@@ -40,6 +42,10 @@ void store_lock_release(struct store_lock *lock);
  *   ILA_ERR_INVALID   same prefix: foreign database, SQLite too old
  *   ILA_ERR_STORE     same prefix, or "Database migration failed (mig_<N>): <reason>" */
 int store_open(const struct store_options *opts, struct store **out, char *msg, size_t msg_size);
+/* Switches the connection between synchronous=FULL and NORMAL for the next transactions
+ * (outside a transaction). Used for commits that acknowledge nothing. 0 or an ila_err. */
+int store_set_sync(struct store *st, bool full);
+
 /* Finalizes the statements and closes the connection (rolling back an open transaction).
  * Accepts NULL. */
 void store_close(struct store *st);
