@@ -320,8 +320,9 @@ int ilert_parse_retry_after(const char *value, int64_t now_ms, int64_t *delay_ms
 static struct curl_slist *headers_build(const char *api_key)
 {
 	struct curl_slist *list = NULL, *next;
+	static const char user_agent[] = "User-Agent: ilagent/" ILAGENT_VERSION;
 	const char *fixed[] = {
-		"User-Agent: ilagent/" ILAGENT_VERSION,
+		user_agent,
 		"Accept: application/json",
 		"Content-Type: application/json",
 		/* An empty Expect suppresses "100-continue": a body is always small and the

@@ -233,7 +233,7 @@ static void log_outcome(struct pipeline *p, const struct outcome *o)
 		log_error("forward", "Moved %s %s to dead letters after %lld attempt(s): %s", kind,
 			  o->item->id, (long long)r->attempts, store_dead_reason_name(r->dead_reason));
 	else if (r->action == FWD_EXPIRED)
-		log_limited(LOG_LVL_WARN, "forward", "heartbeat %s dropped: older than its 60 s time-to-live", o->item->id);
+		log_limited(LOG_LVL_WARN, "forward", "heartbeat %s expired: older than its 60 s time-to-live, dropped", o->item->id);
 	(void)p;
 }
 
