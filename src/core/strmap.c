@@ -135,3 +135,13 @@ size_t strmap_count(const struct strmap *m)
 {
 	return m->count;
 }
+
+void strmap_free_all(struct strmap *m)
+{
+	if (!m)
+		return;
+	for (size_t i = 0; i < m->cap; i++)
+		if (m->slots[i].key)
+			free(m->slots[i].value);
+	strmap_destroy(m);
+}

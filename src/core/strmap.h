@@ -19,5 +19,8 @@ bool strmap_contains(const struct strmap *m, const char *key);
 /* Removes the key; returns its value (NULL when absent). */
 void *strmap_remove(struct strmap *m, const char *key);
 size_t strmap_count(const struct strmap *m);
+/* Frees every value (free()) and then the map: for maps whose values are their own heap key
+ * copies. Accepts NULL. */
+void strmap_free_all(struct strmap *m);
 
 #endif

@@ -35,15 +35,24 @@
 #include "pipeline/stages.h"
 
 #define SCAN_PAGES_PER_ROUND 4
+#define WAITING_KEYS_MAX 100000
 #define TICK_MS 1000
 
 enum consider { TAKEN, SKIPPED, FULL };
 
 struct dispatcher {
 	struct pipeline *p;
-	struct store_item **buf; /* ascending seq */
+	struct store_item **store; /* 2 × cap entries holding the window below */
+	struct store_item **buf;   /* buffered rows, ascending seq */
 	size_t count, cap;
 	struct strmap *busy_keys; /* order_key → item, for rows buffered or in flight */
+	/* Keys that may have rows in the database that are not in memory (a parked retry, or
+	 * rows waiting behind a busy key). A key not in this set has no row older than the one
+	 * at hand, so no index probe is needed: with distinct alert keys that saves two reads
+	 * per delivered row. Past WAITING_KEYS_MAX keys the set stops growing and every keyed
+	 * row is probed again. */
+	struct strmap *waiting_keys; /* owned key copies */
+	bool waiting_overflow;
 	struct strmap *known_ids; /* id → item, same rows */
 	int64_t cursor;           /* every row with seq <= cursor has been considered */
 	bool behind;              /* rows beyond the cursor must be read from the database */
@@ -156,8 +165,15 @@ static void untrack(struct dispatcher *d, struct store_item *item)
 	atomic_store(&d->p->in_memory, (int)strmap_count(d->known_ids));
 }
 
+/* The buffer is a window [buf, buf + count) inside store (2 × cap entries): rows leave
+ * mostly from the front and arrive mostly at the back, so both are O(1) in the common case
+ * instead of moving the whole array for every row handed out. */
 static void buffer_insert(struct dispatcher *d, struct store_item *item)
 {
+	if ((size_t)(d->buf - d->store) + d->count + 1 > 2 * d->cap) {
+		memmove(d->store, d->buf, d->count * sizeof(*d->buf));
+		d->buf = d->store;
+	}
 	size_t lo = 0, hi = d->count;
 	while (lo < hi) {
 		size_t mid = (lo + hi) / 2;
@@ -174,9 +190,37 @@ static void buffer_insert(struct dispatcher *d, struct store_item *item)
 
 static void buffer_remove_at(struct dispatcher *d, size_t i)
 {
-	memmove(&d->buf[i], &d->buf[i + 1], (d->count - i - 1) * sizeof(*d->buf));
+	if (i < d->count / 2) {
+		memmove(&d->buf[1], &d->buf[0], i * sizeof(*d->buf));
+		d->buf++;
+	} else {
+		memmove(&d->buf[i], &d->buf[i + 1], (d->count - i - 1) * sizeof(*d->buf));
+	}
 	d->count--;
+	if (d->count == 0)
+		d->buf = d->store;
 	atomic_store(&d->p->buffered, (int)d->count);
+}
+
+static void note_waiting(struct dispatcher *d, const char *key)
+{
+	if (d->waiting_overflow || strmap_contains(d->waiting_keys, key))
+		return;
+	char *copy = strmap_count(d->waiting_keys) < WAITING_KEYS_MAX ? strdup(key) : NULL;
+	if (!copy || strmap_put(d->waiting_keys, copy, copy) != 0) {
+		free(copy);
+		d->waiting_overflow = true;
+	}
+}
+
+static void forget_waiting(struct dispatcher *d, const char *key)
+{
+	free(strmap_remove(d->waiting_keys, key));
+}
+
+static bool may_wait_in_db(const struct dispatcher *d, const char *key)
+{
+	return d->waiting_overflow || strmap_contains(d->waiting_keys, key);
 }
 
 /* True when the key has a row with a lower seq in the database (a parked retry, or rows of
@@ -184,6 +228,8 @@ static void buffer_remove_at(struct dispatcher *d, size_t i)
 static bool blocked_in_db(struct dispatcher *d, const struct store_item *item)
 {
 	int64_t head_seq;
+	if (!may_wait_in_db(d, item->order_key))
+		return false;
 	int err = store_item_head_seq(d->p->reader, item->order_key, &head_seq);
 	if (err == ILA_ERR_NOTFOUND)
 		return false;
@@ -197,11 +243,16 @@ static enum consider consider_row(struct dispatcher *d, struct store_item *item,
 {
 	if (strmap_contains(d->known_ids, item->id))
 		return SKIPPED;
-	if (item->next_attempt_at > now_ms)
+	if (item->next_attempt_at > now_ms) {
+		if (item->order_key)
+			note_waiting(d, item->order_key);
 		return SKIPPED; /* found by the due scan when its time comes */
+	}
 	if (item->order_key &&
-	    (strmap_contains(d->busy_keys, item->order_key) || blocked_in_db(d, item)))
+	    (strmap_contains(d->busy_keys, item->order_key) || blocked_in_db(d, item))) {
+		note_waiting(d, item->order_key);
 		return SKIPPED; /* fetched when the row ahead of it is done */
+	}
 	if (d->count >= d->cap)
 		return FULL;
 	buffer_insert(d, item);
@@ -252,11 +303,20 @@ static void on_fresh(struct dispatcher *d, struct store_item *item, int64_t now_
 
 /* Reads rows beyond the cursor; leaves behind mode once the end is reached with hand-offs
  * enabled again. */
+/* Reading pays off only for a good part of a page: rows read without room are dropped and
+ * read again later. */
+static bool scan_has_room(const struct dispatcher *d)
+{
+	return d->count == 0 || d->cap - d->count >= DISPATCH_PAGE / 4;
+}
+
 static void scan_forward(struct dispatcher *d, int64_t now_ms)
 {
-	for (int page = 0; page < SCAN_PAGES_PER_ROUND; page++) {
+	for (int page = 0; page < SCAN_PAGES_PER_ROUND && scan_has_room(d); page++) {
+		size_t room = d->cap - d->count;
+		size_t limit = room < DISPATCH_PAGE ? room : DISPATCH_PAGE;
 		struct store_item_list list;
-		if (store_items_page(d->p->reader, d->cursor, DISPATCH_PAGE, &list) != 0) {
+		if (store_items_page(d->p->reader, d->cursor, limit, &list) != 0) {
 			log_limited(LOG_LVL_WARN, "forward", "reading the queue failed: %s",
 				    store_errmsg(d->p->reader));
 			return;
@@ -280,7 +340,9 @@ static void scan_forward(struct dispatcher *d, int64_t now_ms)
 		}
 		size_t n = list.count;
 		store_item_list_free(&list);
-		if (full || n == DISPATCH_PAGE)
+		if (full)
+			return;
+		if (n == limit)
 			continue;
 		/* The end is reached. Re-enable hand-offs, then look once more: rows committed
 		 * while hand-offs were off are visible now. */
@@ -311,7 +373,12 @@ static void scan_due(struct dispatcher *d, int64_t now_ms)
 static void fetch_successor(struct dispatcher *d, const char *order_key, int64_t now_ms)
 {
 	struct store_item row;
-	if (store_item_head(d->p->reader, order_key, &row) != 0)
+	if (!may_wait_in_db(d, order_key))
+		return;
+	int err = store_item_head(d->p->reader, order_key, &row);
+	if (err == ILA_ERR_NOTFOUND)
+		forget_waiting(d, order_key);
+	if (err)
 		return;
 	struct store_item *item = heap_item(&row);
 	if (!item)
@@ -352,7 +419,9 @@ static void on_applied(struct dispatcher *d, struct outcome *o, int64_t now_ms)
 	    !atomic_load(&d->p->abandon)) {
 		o->item = NULL;
 		take_back(d, item, now_ms);
-	} else if (item->order_key && r->action != FWD_RESCHEDULE && r->action != FWD_UNCHANGED) {
+	} else if (item->order_key && r->action == FWD_RESCHEDULE) {
+		note_waiting(d, item->order_key); /* parked until its retry time */
+	} else if (item->order_key && r->action != FWD_UNCHANGED) {
 		fetch_successor(d, item->order_key, now_ms);
 	}
 	stage_outcome_free(o);
@@ -424,8 +493,9 @@ static void dispatcher_free(struct dispatcher *d)
 		untrack(d, d->buf[i]);
 		stage_item_free(d->buf[i]);
 	}
-	free(d->buf);
+	free(d->store);
 	strmap_destroy(d->busy_keys);
+	strmap_free_all(d->waiting_keys);
 	strmap_destroy(d->known_ids);
 	rate_limiter_destroy(d->rate);
 	cooldown_table_destroy(d->cooldown);
@@ -436,12 +506,14 @@ void *dispatch_main(void *arg)
 	struct pipeline *p = arg;
 	struct dispatcher d = { .p = p, .behind = true };
 	d.cap = (size_t)p->dispatch_capacity;
-	d.buf = calloc(d.cap, sizeof(*d.buf));
+	d.store = calloc(2 * d.cap, sizeof(*d.store));
+	d.buf = d.store;
 	d.busy_keys = strmap_create();
+	d.waiting_keys = strmap_create();
 	d.known_ids = strmap_create();
 	d.rate = rate_limiter_create(p->cfg->rate_limit, 10000);
 	d.cooldown = cooldown_table_create(10000);
-	if (!d.buf || !d.busy_keys || !d.known_ids || !d.cooldown ||
+	if (!d.buf || !d.busy_keys || !d.waiting_keys || !d.known_ids || !d.cooldown ||
 	    (p->cfg->rate_limit && !d.rate))
 		abort();
 	atomic_store(&p->handoff_suspended, 1);
@@ -464,7 +536,7 @@ void *dispatch_main(void *arg)
 		int timeout = (int)(d.next_tick_ms - mono);
 		if (next && next - now < timeout)
 			timeout = (int)(next - now);
-		if (d.behind && d.count < d.cap)
+		if (d.behind && scan_has_room(&d))
 			timeout = 0;
 		if (timeout < 0)
 			timeout = 0;
