@@ -75,6 +75,29 @@ void message_destroy(struct message *msg)
 	free(msg);
 }
 
+struct store_new_item pending_item_row(const struct pending_item *item, enum source source,
+				       int64_t accepted_at)
+{
+	struct store_new_item row = {
+		.kind = item->kind,
+		.integration_key = item->ev.integration_key,
+		.event_type = item->ev.event_type,
+		.alert_key = item->ev.alert_key,
+		.summary = item->ev.summary,
+		.details = item->ev.details,
+		.priority = item->ev.priority,
+		.images = item->ev.images,
+		.links = item->ev.links,
+		.custom_details = item->ev.custom_details,
+		.event_api_path = item->event_api_path,
+		.payload = item->payload,
+		.source = source_name(source),
+		.order_key = item->order_key,
+		.accepted_at = accepted_at,
+	};
+	return row;
+}
+
 void ticket_finish(struct ticket *t, enum ticket_status status, const char *error)
 {
 	if (!t)

@@ -90,6 +90,10 @@ void message_destroy(struct message *msg);
 /* Frees the strings of an item (not the item memory itself). */
 void pending_item_clear(struct pending_item *item);
 
+/* The row to insert for a pending item (strings borrowed from it). */
+struct store_new_item pending_item_row(const struct pending_item *item, enum source source,
+				       int64_t accepted_at);
+
 /* Completes a ticket (if any) with status; error (copied) may be NULL. */
 void ticket_finish(struct ticket *t, enum ticket_status status, const char *error);
 

@@ -38,23 +38,7 @@ static int64_t accepted_at_of(const struct store_mqtt_row *row)
 
 static int insert_item(struct conversion *c, const struct pending_item *it, int64_t accepted_at)
 {
-	struct store_new_item row = {
-		.kind = it->kind,
-		.integration_key = it->ev.integration_key,
-		.event_type = it->ev.event_type,
-		.alert_key = it->ev.alert_key,
-		.summary = it->ev.summary,
-		.details = it->ev.details,
-		.priority = it->ev.priority,
-		.images = it->ev.images,
-		.links = it->ev.links,
-		.custom_details = it->ev.custom_details,
-		.event_api_path = it->event_api_path,
-		.payload = it->payload,
-		.source = source_name(SOURCE_MQTT),
-		.order_key = it->order_key,
-		.accepted_at = accepted_at,
-	};
+	struct store_new_item row = pending_item_row(it, SOURCE_MQTT, accepted_at);
 	return store_item_insert(c->st, &row, NULL, NULL);
 }
 

@@ -171,23 +171,8 @@ static int insert_items(struct persist *ps, int64_t now_ms, size_t *inserted_cou
 			ins->msg = msg;
 			ins->index = i;
 			ins->accepted_at = it->accepted_at ? it->accepted_at : now_ms;
-			struct store_new_item row = {
-				.kind = it->kind,
-				.integration_key = it->ev.integration_key,
-				.event_type = it->ev.event_type,
-				.alert_key = it->ev.alert_key,
-				.summary = it->ev.summary,
-				.details = it->ev.details,
-				.priority = it->ev.priority,
-				.images = it->ev.images,
-				.links = it->ev.links,
-				.custom_details = it->ev.custom_details,
-				.event_api_path = it->event_api_path,
-				.payload = it->payload,
-				.source = source_name(msg->source),
-				.order_key = it->order_key,
-				.accepted_at = ins->accepted_at,
-			};
+			struct store_new_item row =
+				pending_item_row(it, msg->source, ins->accepted_at);
 			int err = store_item_insert(ps->p->writer, &row, ins->id, &ins->seq);
 			if (err)
 				return err;

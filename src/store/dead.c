@@ -200,6 +200,11 @@ static int dead_read(sqlite3_stmt *s, struct store_dead *d)
 	return 0;
 }
 
+static int dead_read_row(sqlite3_stmt *s, void *row)
+{
+	return dead_read(s, row);
+}
+
 int store_dead_page(struct store *st, int64_t before_id, size_t limit,
 		    struct store_dead_list *out)
 {
@@ -212,29 +217,8 @@ int store_dead_page(struct store *st, int64_t before_id, size_t limit,
 		return store_last_err(st);
 	sqlite3_bind_int64(s, 1, before_id > 0 ? before_id : INT64_MAX);
 	sqlite3_bind_int64(s, 2, limit == 0 ? -1 : (sqlite3_int64)limit);
-	size_t cap = 0;
-	int rc, err = 0;
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		if (out->count == cap) {
-			size_t ncap = cap ? cap * 2 : 16;
-			struct store_dead *n = realloc(out->rows, ncap * sizeof(*n));
-			if (!n) {
-				err = store_fail_msg(st, ILA_ERR_NOMEM, "out of memory");
-				break;
-			}
-			out->rows = n;
-			cap = ncap;
-		}
-		err = dead_read(s, &out->rows[out->count]);
-		if (err) {
-			store_fail_msg(st, err, "out of memory");
-			break;
-		}
-		out->count++;
-	}
-	if (!err && rc != SQLITE_DONE)
-		err = store_fail(st, rc);
-	sqlite3_reset(s);
+	int err = store_collect(st, s, sizeof(struct store_dead), dead_read_row,
+				(void **)&out->rows, &out->count);
 	if (err)
 		store_dead_list_free(out);
 	return err;

@@ -383,34 +383,47 @@ static int item_read(sqlite3_stmt *s, struct store_item *it)
 	return 0;
 }
 
-/* Steps a bound statement to the end, appending every row to out. */
-static int item_collect(struct store *st, sqlite3_stmt *s, struct store_item_list *out)
+int store_collect(struct store *st, sqlite3_stmt *s, size_t elem_size,
+		  int (*read_row)(sqlite3_stmt *s, void *row), void **rows, size_t *count)
 {
 	size_t cap = 0;
 	int rc, err = 0;
-	out->items = NULL;
-	out->count = 0;
+	*rows = NULL;
+	*count = 0;
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		if (out->count == cap) {
+		if (*count == cap) {
 			size_t ncap = cap ? cap * 2 : 16;
-			struct store_item *n = realloc(out->items, ncap * sizeof(*n));
+			void *n = realloc(*rows, ncap * elem_size);
 			if (!n) {
 				err = store_fail_msg(st, ILA_ERR_NOMEM, "out of memory");
 				break;
 			}
-			out->items = n;
+			*rows = n;
 			cap = ncap;
 		}
-		err = item_read(s, &out->items[out->count]);
+		err = read_row(s, (char *)*rows + *count * elem_size);
 		if (err) {
 			store_fail_msg(st, err, "out of memory");
 			break;
 		}
-		out->count++;
+		(*count)++;
 	}
 	if (!err && rc != SQLITE_DONE)
 		err = store_fail(st, rc);
 	sqlite3_reset(s);
+	return err;
+}
+
+static int item_read_row(sqlite3_stmt *s, void *row)
+{
+	return item_read(s, row);
+}
+
+/* Steps a bound statement to the end, appending every row to out. */
+static int item_collect(struct store *st, sqlite3_stmt *s, struct store_item_list *out)
+{
+	int err = store_collect(st, s, sizeof(struct store_item), item_read_row,
+				(void **)&out->items, &out->count);
 	if (err)
 		store_item_list_free(out);
 	return err;

@@ -69,6 +69,12 @@ int store_fail_msg(struct store *st, int err, const char *msg);
  * everything else → ILA_ERR_STORE). */
 int store_map_rc(int rc);
 
+/* Steps a bound statement to the end, reading each row with read_row into a growing array
+ * of elem_size-byte elements (*rows, *count; both reset first) and resets the statement. On
+ * failure the rows read so far stay in *rows for the caller's list-free function. */
+int store_collect(struct store *st, sqlite3_stmt *s, size_t elem_size,
+		  int (*read_row)(sqlite3_stmt *s, void *row), void **rows, size_t *count);
+
 /* Runs one statement without results (for fixed SQL outside the prepared set). */
 int store_exec(struct store *st, const char *sql);
 
