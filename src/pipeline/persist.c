@@ -39,6 +39,7 @@ struct persist {
 	struct pipeline *p;
 	struct dedup *dedup;
 	struct batch pending; /* gathered, not yet committed */
+	struct message *carry; /* popped, but would have made the transaction too large */
 	struct inserted *inserted;
 	size_t inserted_cap;
 	uint64_t duplicates[SOURCE_COUNT]; /* of the current transaction */
@@ -90,12 +91,24 @@ static void set_store_state(struct pipeline *p, bool failing, const char *error)
 	atomic_store(&p->store_failing, failing ? 1 : 0);
 }
 
-/* Moves pending messages/outcomes out of the mailbox until the batch is full. */
+static void add_message(struct batch *b, struct message *msg)
+{
+	if (!push_ptr((void ***)&b->msgs, &b->msg_count, &b->msg_cap, msg))
+		abort(); /* nothing sensible is left to do without memory */
+	b->item_count += msg->item_count;
+}
+
+/* Moves pending messages/outcomes out of the mailbox until the batch is full: at most
+ * COMMIT_MAX_ITEMS new items per transaction (a single larger message still goes alone). */
 static void gather(struct persist *ps)
 {
 	struct pipeline *p = ps->p;
 	struct batch *b = &ps->pending;
 	void *ptr;
+	if (ps->carry) {
+		add_message(b, ps->carry);
+		ps->carry = NULL;
+	}
 	while (b->item_count < COMMIT_MAX_ITEMS && b->outcome_count < MAX_OUTCOMES_PER_TXN &&
 	       (ptr = mailbox_pop(p->to_persist))) {
 		if (is_outcome(ptr)) {
@@ -105,9 +118,11 @@ static void gather(struct persist *ps)
 			continue;
 		}
 		struct message *msg = ptr;
-		if (!push_ptr((void ***)&b->msgs, &b->msg_count, &b->msg_cap, msg))
-			abort();
-		b->item_count += msg->item_count;
+		if (b->item_count && b->item_count + msg->item_count > COMMIT_MAX_ITEMS) {
+			ps->carry = msg;
+			return;
+		}
+		add_message(b, msg);
 	}
 }
 
@@ -367,7 +382,7 @@ static bool everything_done(struct persist *ps)
 {
 	struct pipeline *p = ps->p;
 	return atomic_load(&p->normalize_done) && atomic_load(&p->forwarders_done) &&
-	       ps->pending.msg_count == 0 && ps->pending.outcome_count == 0 &&
+	       ps->pending.msg_count == 0 && ps->pending.outcome_count == 0 && !ps->carry &&
 	       mailbox_count(p->to_persist) == 0;
 }
 
