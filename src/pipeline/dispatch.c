@@ -62,6 +62,7 @@ struct dispatcher {
 	struct rate_limiter *rate;
 	struct cooldown_table *cooldown;
 	int64_t next_tick_ms;
+	int64_t scan_retry_ms; /* after a failed read: mono ms before which no scan is tried */
 };
 
 /* ---- the delivery gate ---------------------------------------------------------------- */
@@ -319,6 +320,7 @@ static void scan_forward(struct dispatcher *d, int64_t now_ms)
 		if (store_items_page(d->p->reader, d->cursor, limit, &list) != 0) {
 			log_limited(LOG_LVL_WARN, "forward", "reading the queue failed: %s",
 				    store_errmsg(d->p->reader));
+			d->scan_retry_ms = clock_mono_ms() + 200; /* no busy loop on a failing read */
 			return;
 		}
 		bool full = false;
@@ -521,9 +523,10 @@ void *dispatch_main(void *arg)
 	while (!atomic_load(&p->dispatch_stop)) {
 		int64_t now = clock_now_ms();
 		drain_mailbox(&d, now);
-		if (d.behind)
-			scan_forward(&d, now);
 		int64_t mono = clock_mono_ms();
+		if (d.behind && mono >= d.scan_retry_ms)
+			scan_forward(&d, now);
+		mono = clock_mono_ms();
 		if (mono >= d.next_tick_ms) {
 			scan_due(&d, now);
 			/* Rows committed by another process after our last hand-off. */
@@ -536,7 +539,7 @@ void *dispatch_main(void *arg)
 		int timeout = (int)(d.next_tick_ms - mono);
 		if (next && next - now < timeout)
 			timeout = (int)(next - now);
-		if (d.behind && scan_has_room(&d))
+		if (d.behind && scan_has_room(&d) && mono >= d.scan_retry_ms)
 			timeout = 0;
 		if (timeout < 0)
 			timeout = 0;
