@@ -98,6 +98,28 @@ static void sync_state(struct daemon *d)
 	metrics_set_ring_fill(MRING_INTAKE, pipeline_intake_fill(p));
 }
 
+/* The MQTT and Kafka consumers are not part of this build yet. Their options are validated
+ * like every other, but nothing would consume: say so loudly and keep /ready at 503 for
+ * them, so a health check notices instead of alerts being silently not read. */
+static void report_missing_consumers(const struct config *cfg)
+{
+	static const char text[] = "not available in this build";
+	if (cfg->mqtt_host) {
+		readiness_mqtt_enable();
+		readiness_mqtt_set(false, false, "MQTT consumer not available in this build");
+		metrics_set_component(MCOMP_MQTT, 1, 0);
+		log_error("mqtt", "the MQTT consumer is %s: nothing is consumed from %s", text,
+			  cfg->mqtt_host);
+	}
+	if (cfg->kafka_brokers) {
+		readiness_kafka_enable();
+		readiness_kafka_set(false, false, false, "Kafka consumer not available in this build");
+		metrics_set_component(MCOMP_KAFKA, 1, 0);
+		log_error("kafka", "the Kafka consumer is %s: nothing is consumed from %s", text,
+			  cfg->kafka_brokers);
+	}
+}
+
 static bool has_intake(const struct config *cfg)
 {
 	return cfg->http_enabled || cfg->heartbeat_key || cfg->mqtt_host || cfg->kafka_brokers;
@@ -233,6 +255,7 @@ int cmd_daemon_run(const struct config *cfg)
 	}
 	if (cfg->heartbeat_key)
 		d.pinger = pinger_start(cfg);
+	report_missing_consumers(cfg);
 	sync_state(&d);
 	log_started(&d);
 
