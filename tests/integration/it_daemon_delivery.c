@@ -309,6 +309,28 @@ static void test_pinger(void **state)
 	assert_int_equal(daemon_stop(&f->d, SIGTERM, 15000), 0);
 }
 
+/* MQTT/Kafka options of a consumer this build does not have: reported, never ignored. */
+static void test_missing_consumer_reported(void **state)
+{
+	struct fixture *f = *state;
+	const char *const extra[] = { "-m", "127.0.0.1", "-e", "alerts/#", NULL };
+	assert_true(daemon_start(&f->d, f->dir, fake_ilert_url(f->fake), true, extra, NULL));
+	struct http_reply r;
+	char url[128];
+	snprintf(url, sizeof(url), "%s/ready", f->d.base);
+	http_request("GET", url, NULL, NULL, 0, NULL, 5000, &r);
+	assert_int_equal(r.status, 503);
+	assert_string_equal(r.body, "{\"component\":\"mqtt\",\"connected\":false,"
+				    "\"subscriptions_ready\":false,"
+				    "\"error\":\"MQTT consumer not available in this build\"}");
+	http_reply_free(&r);
+	post_ok(f, "{\"integrationKey\":\"ik\",\"eventType\":\"ALERT\",\"summary\":\"http still works\"}");
+	assert_int_equal(daemon_stop(&f->d, SIGTERM, 15000), 0);
+	char *log = daemon_log(&f->d);
+	assert_non_null(strstr(log, "ERROR mqtt: the MQTT consumer is not available in this build"));
+	free(log);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -320,6 +342,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_drain_mode_empty_queue_exits, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lock_and_bind_failures, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pinger, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_missing_consumer_reported, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
