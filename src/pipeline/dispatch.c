@@ -419,6 +419,8 @@ static void on_applied(struct dispatcher *d, struct outcome *o, int64_t now_ms)
 		cooldown_set(d->cooldown, item->integration_key, r->cooldown_until);
 	if (r->action == FWD_UNCHANGED && !atomic_load(&d->p->dispatch_stop) &&
 	    !atomic_load(&d->p->abandon)) {
+		if (d->rate && item->kind == STORE_KIND_EVENT && item->integration_key)
+			rate_limiter_unrecord(d->rate, item->integration_key);
 		o->item = NULL;
 		take_back(d, item, now_ms);
 	} else if (item->order_key && r->action == FWD_RESCHEDULE) {

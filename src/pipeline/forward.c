@@ -993,6 +993,13 @@ void rate_limiter_record(struct rate_limiter *rl, const char *key, int64_t now_m
 	}
 }
 
+void rate_limiter_unrecord(struct rate_limiter *rl, const char *key)
+{
+	struct rate_entry *e = (struct rate_entry *)lru_find(&rl->keys, key);
+	if (e && e->count > 0)
+		e->count--; /* starts are kept oldest first: the newest is the last one */
+}
+
 /* ---- cool-down table --------------------------------------------------------------------- */
 
 struct cooldown_entry {

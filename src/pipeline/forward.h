@@ -105,6 +105,9 @@ void rate_limiter_destroy(struct rate_limiter *rl); /* accepts NULL */
 int64_t rate_limiter_wait(struct rate_limiter *rl, const char *key, int64_t now_ms);
 /* Records a start at now_ms (times must not go backwards per key). */
 void rate_limiter_record(struct rate_limiter *rl, const char *key, int64_t now_ms);
+/* Takes back the most recent start recorded for key: a row was handed out but came back
+ * unstarted, so it must not use up a delivery of the window. */
+void rate_limiter_unrecord(struct rate_limiter *rl, const char *key);
 
 /* §14.5 429 cool-down per integration key; at most max_keys keys (least recently used
  * forgotten; keys whose cool-down has ended are dropped when looked up). */

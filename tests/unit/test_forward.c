@@ -203,6 +203,26 @@ static void test_rate_limiter_exact_window(void **state)
 	rate_limiter_destroy(rl);
 }
 
+/* A row that came back unstarted gives its start back. */
+static void test_rate_limiter_unrecord(void **state)
+{
+	(void)state;
+	struct rate_limiter *rl = rate_limiter_create(2, 100);
+	rate_limiter_record(rl, "k", 0);
+	rate_limiter_record(rl, "k", 5);
+	assert_int_equal(rate_limiter_wait(rl, "k", 6), 60000);
+	rate_limiter_unrecord(rl, "k");
+	assert_int_equal(rate_limiter_wait(rl, "k", 6), 0);
+	rate_limiter_record(rl, "k", 7);
+	assert_int_equal(rate_limiter_wait(rl, "k", 8), 60000); /* the oldest start still counts */
+	rate_limiter_unrecord(rl, "absent");                    /* unknown keys are ignored */
+	rate_limiter_unrecord(rl, "k");
+	rate_limiter_unrecord(rl, "k");
+	rate_limiter_unrecord(rl, "k"); /* never below zero */
+	assert_int_equal(rate_limiter_wait(rl, "k", 9), 0);
+	rate_limiter_destroy(rl);
+}
+
 /* Starts whenever allowed at random times; every 60 s window must hold at most N starts,
  * and every refusal must be necessary: at the time given, a start is allowed, one ms
  * earlier it would not have been. */
@@ -1458,6 +1478,7 @@ int main(void)
 		cmocka_unit_test(test_brake_released_by_success),
 		cmocka_unit_test(test_rate_limiter_off),
 		cmocka_unit_test(test_rate_limiter_exact_window),
+		cmocka_unit_test(test_rate_limiter_unrecord),
 		cmocka_unit_test(test_rate_limiter_rolling_window_property),
 		cmocka_unit_test(test_rate_limiter_forgets_least_recently_used),
 		cmocka_unit_test(test_rate_limiter_large_limit),
