@@ -538,6 +538,31 @@ fail:
 	return rc;
 }
 
+static const char *const image_echo_members[] = { "src", "href", "alt", NULL };
+static const char *const link_echo_members[] = { "href", "text", NULL };
+
+/* An images/links array echoed as objects with exactly these members in this order (absent
+ * ones null), or null when the event has none. */
+static void echo_list(struct tbuf *b, const json_t *list, const char *const *members)
+{
+	if (!list) {
+		tbuf_puts(b, "null");
+		return;
+	}
+	size_t i;
+	const json_t *el;
+	tbuf_putc(b, '[');
+	json_array_foreach (list, i, el) {
+		tbuf_puts(b, i ? ",{" : "{");
+		for (const char *const *m = members; *m; m++) {
+			tbuf_printf(b, "%s\"%s\":", m == members ? "" : ",", *m);
+			json_put_string_or_null(b, string_or_null(json_object_get(el, *m)));
+		}
+		tbuf_putc(b, '}');
+	}
+	tbuf_putc(b, ']');
+}
+
 /* §7.4: the nine keys in table order, images and links with their fixed members. */
 static char *echo_build(const struct event *ev, const json_t *images, const json_t *links)
 {
@@ -556,39 +581,9 @@ static char *echo_build(const struct event *ev, const json_t *images, const json
 	tbuf_puts(&b, ",\"priority\":");
 	json_put_string_or_null(&b, ev->priority);
 	tbuf_puts(&b, ",\"images\":");
-	if (images) {
-		size_t i;
-		const json_t *el;
-		tbuf_putc(&b, '[');
-		json_array_foreach (images, i, el) {
-			tbuf_puts(&b, i ? ",{\"src\":" : "{\"src\":");
-			json_put_string_or_null(&b, string_or_null(json_object_get(el, "src")));
-			tbuf_puts(&b, ",\"href\":");
-			json_put_string_or_null(&b, string_or_null(json_object_get(el, "href")));
-			tbuf_puts(&b, ",\"alt\":");
-			json_put_string_or_null(&b, string_or_null(json_object_get(el, "alt")));
-			tbuf_putc(&b, '}');
-		}
-		tbuf_putc(&b, ']');
-	} else {
-		tbuf_puts(&b, "null");
-	}
+	echo_list(&b, images, image_echo_members);
 	tbuf_puts(&b, ",\"links\":");
-	if (links) {
-		size_t i;
-		const json_t *el;
-		tbuf_putc(&b, '[');
-		json_array_foreach (links, i, el) {
-			tbuf_puts(&b, i ? ",{\"href\":" : "{\"href\":");
-			json_put_string_or_null(&b, string_or_null(json_object_get(el, "href")));
-			tbuf_puts(&b, ",\"text\":");
-			json_put_string_or_null(&b, string_or_null(json_object_get(el, "text")));
-			tbuf_putc(&b, '}');
-		}
-		tbuf_putc(&b, ']');
-	} else {
-		tbuf_puts(&b, "null");
-	}
+	echo_list(&b, links, link_echo_members);
 	tbuf_puts(&b, ",\"customDetails\":");
 	json_put_raw_or_null(&b, ev->custom_details);
 	tbuf_putc(&b, '}');

@@ -21,38 +21,12 @@
 #include "proc.h"
 #include "version.h"
 
-struct fixture {
-	char *dir;
-	struct fake_ilert *fake;
-	struct test_daemon d;
-};
-
-static int setup(void **state)
-{
-	struct fixture *f = calloc(1, sizeof(*f));
-	f->dir = test_mkdtemp();
-	f->fake = fake_ilert_start();
-	*state = f;
-	return f->dir && f->fake ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-	struct fixture *f = *state;
-	daemon_cleanup(&f->d);
-	fake_ilert_stop(f->fake);
-	test_rmtree(f->dir);
-	free(f->dir);
-	free(f);
-	return 0;
-}
-
-static long long queued(const struct fixture *f)
+static long long queued(const struct daemon_fixture *f)
 {
 	return db_query_int(f->d.db, "SELECT COUNT(*) FROM event_items");
 }
 
-static bool wait_queued(const struct fixture *f, long long n, int timeout_ms)
+static bool wait_queued(const struct daemon_fixture *f, long long n, int timeout_ms)
 {
 	int64_t deadline = clock_mono_ms() + timeout_ms;
 	while (clock_mono_ms() < deadline) {
@@ -63,7 +37,7 @@ static bool wait_queued(const struct fixture *f, long long n, int timeout_ms)
 	return false;
 }
 
-static void post_ok(const struct fixture *f, const char *json)
+static void post_ok(const struct daemon_fixture *f, const char *json)
 {
 	struct http_reply r;
 	http_post_json(f->d.base, "/api/events", json, &r);
@@ -76,7 +50,7 @@ static const char *const api_env[] = { "ILERT_API_KEY=apikey-0123456789abcdef", 
 
 static void test_event_delivered(void **state)
 {
-	struct fixture *f = *state;
+	struct daemon_fixture *f = *state;
 	const char *const extra[] = { "--dedup_window", "0", NULL };
 	assert_true(daemon_start(&f->d, f->dir, fake_ilert_url(f->fake), true, extra, api_env));
 	struct http_reply r;
@@ -122,7 +96,7 @@ static void test_event_delivered(void **state)
  * each key's events arrive in acceptance order. */
 static void test_order_kept_through_failures(void **state)
 {
-	struct fixture *f = *state;
+	struct daemon_fixture *f = *state;
 	struct fake_reply bad503 = { .status = 503, .body = "{}" };
 	struct fake_reply slow = { .status = 202, .delay_ms = 2500 };
 	struct fake_reply reset = { .reset = true };
@@ -168,7 +142,7 @@ static void test_order_kept_through_failures(void **state)
 
 static void test_dead_letters(void **state)
 {
-	struct fixture *f = *state;
+	struct daemon_fixture *f = *state;
 	struct fake_reply bad = { .status = 400, .body = "{\"message\":\"bad key\"}" };
 	fake_ilert_push(f->fake, &bad);
 	struct fake_reply err = { .status = 500, .body = "oops" };
@@ -193,7 +167,7 @@ static void test_dead_letters(void **state)
  * result is recorded. */
 static void test_shutdown_waits_for_in_flight(void **state)
 {
-	struct fixture *f = *state;
+	struct daemon_fixture *f = *state;
 	struct fake_reply slow = { .status = 202, .delay_ms = 1500 };
 	fake_ilert_push(f->fake, &slow);
 	assert_true(daemon_start(&f->d, f->dir, fake_ilert_url(f->fake), true, NULL, NULL));
@@ -209,7 +183,7 @@ static void test_shutdown_waits_for_in_flight(void **state)
  * start delivers it. */
 static void test_second_signal_abandons(void **state)
 {
-	struct fixture *f = *state;
+	struct daemon_fixture *f = *state;
 	struct fake_reply hang = { .status = 202, .delay_ms = 20000 };
 	fake_ilert_push(f->fake, &hang);
 	const char *const extra[] = { "--shutdown_timeout", "60", NULL };
@@ -240,7 +214,7 @@ static void test_second_signal_abandons(void **state)
 
 static void test_drain_mode_empty_queue_exits(void **state)
 {
-	struct fixture *f = *state;
+	struct daemon_fixture *f = *state;
 	char db[600];
 	snprintf(db, sizeof(db), "%s/empty.db3", f->dir);
 	const char *const args[] = { test_ilagent_bin(), "daemon", "-f", db, "--api_url",
@@ -256,7 +230,7 @@ static void test_drain_mode_empty_queue_exits(void **state)
 
 static void test_lock_and_bind_failures(void **state)
 {
-	struct fixture *f = *state;
+	struct daemon_fixture *f = *state;
 	assert_true(daemon_start(&f->d, f->dir, fake_ilert_url(f->fake), true, NULL, NULL));
 	/* a second daemon on the same file */
 	const char *const args[] = { test_ilagent_bin(), "daemon", "-f", f->d.db, "-p", "1", NULL };
@@ -295,7 +269,7 @@ static void test_lock_and_bind_failures(void **state)
 
 static void test_pinger(void **state)
 {
-	struct fixture *f = *state;
+	struct daemon_fixture *f = *state;
 	const char *const extra[] = { "-b", "il1hbt-pinger-key", NULL };
 	assert_true(daemon_start(&f->d, f->dir, fake_ilert_url(f->fake), false, extra, api_env));
 	assert_int_equal(fake_ilert_wait_count(f->fake, 1, 10000), 1);
@@ -312,7 +286,7 @@ static void test_pinger(void **state)
 /* MQTT/Kafka options of a consumer this build does not have: reported, never ignored. */
 static void test_missing_consumer_reported(void **state)
 {
-	struct fixture *f = *state;
+	struct daemon_fixture *f = *state;
 	const char *const extra[] = { "-m", "127.0.0.1", "-e", "alerts/#", NULL };
 	assert_true(daemon_start(&f->d, f->dir, fake_ilert_url(f->fake), true, extra, NULL));
 	struct http_reply r;
@@ -334,15 +308,15 @@ static void test_missing_consumer_reported(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_event_delivered, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_order_kept_through_failures, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_dead_letters, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_shutdown_waits_for_in_flight, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_second_signal_abandons, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_drain_mode_empty_queue_exits, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_lock_and_bind_failures, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_pinger, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_missing_consumer_reported, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_event_delivered, daemon_fixture_setup, daemon_fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_order_kept_through_failures, daemon_fixture_setup, daemon_fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_dead_letters, daemon_fixture_setup, daemon_fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_shutdown_waits_for_in_flight, daemon_fixture_setup, daemon_fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_second_signal_abandons, daemon_fixture_setup, daemon_fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_drain_mode_empty_queue_exits, daemon_fixture_setup, daemon_fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_lock_and_bind_failures, daemon_fixture_setup, daemon_fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_pinger, daemon_fixture_setup, daemon_fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_missing_consumer_reported, daemon_fixture_setup, daemon_fixture_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -35,47 +35,19 @@
 #define BATCH "/api/events/batch"
 #define VALID "{\"integrationKey\":\"ik\",\"eventType\":\"ALERT\",\"summary\":\"s\"}"
 
-struct fixture {
-	char *dir;
-	struct fake_ilert *fake;
-	struct fake_ilert *beat; /* second fake for --beat_url, started on demand */
-	struct test_daemon d;
-};
-
-static int setup(void **state)
-{
-	struct fixture *f = calloc(1, sizeof(*f));
-	f->dir = test_mkdtemp();
-	f->fake = fake_ilert_start();
-	*state = f;
-	return f->dir && f->fake ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-	struct fixture *f = *state;
-	daemon_cleanup(&f->d);
-	fake_ilert_stop(f->fake);
-	fake_ilert_stop(f->beat);
-	test_rmtree(f->dir);
-	free(f->dir);
-	free(f);
-	return 0;
-}
-
-static void start(struct fixture *f, const char *const extra[], const char *const env[])
+static void start(struct daemon_fixture *f, const char *const extra[], const char *const env[])
 {
 	assert_true(daemon_start(&f->d, f->dir, fake_ilert_url(f->fake), true, extra, env));
 }
 
-static void stop_ok(struct fixture *f)
+static void stop_ok(struct daemon_fixture *f)
 {
 	assert_int_equal(daemon_stop(&f->d, SIGTERM, 20000), 0);
 }
 
 /* ---- requests and answers ------------------------------------------------------------- */
 
-static void send_req(const struct fixture *f, const char *method, const char *path,
+static void send_req(const struct daemon_fixture *f, const char *method, const char *path,
 		     const char *content_type, const char *body, const char *const headers[],
 		     struct http_reply *r)
 {
@@ -98,7 +70,7 @@ static void check_header(const struct http_reply *r, const char *name, const cha
 }
 
 /* One request; asserts the status, the Content-Type (NULL: no check) and the exact body. */
-static void expect(const struct fixture *f, const char *method, const char *path,
+static void expect(const struct daemon_fixture *f, const char *method, const char *path,
 		   const char *content_type, const char *body, const char *const headers[],
 		   long status, const char *want_type, const char *want_body)
 {
@@ -114,7 +86,7 @@ static void expect(const struct fixture *f, const char *method, const char *path
 	http_reply_free(&r);
 }
 
-static void expect_error(const struct fixture *f, const char *path, const char *content_type,
+static void expect_error(const struct daemon_fixture *f, const char *path, const char *content_type,
 			 const char *body, long status, const char *text)
 {
 	char want[512];
@@ -123,7 +95,7 @@ static void expect_error(const struct fixture *f, const char *path, const char *
 }
 
 /* 400 whose body is exactly {"error":"Invalid JSON: <some detail>"}. */
-static void expect_invalid_json(const struct fixture *f, const char *path,
+static void expect_invalid_json(const struct daemon_fixture *f, const char *path,
 				const char *content_type, const char *body)
 {
 	struct http_reply r;
@@ -141,7 +113,7 @@ static void expect_invalid_json(const struct fixture *f, const char *path,
 	http_reply_free(&r);
 }
 
-static void post_ok(const struct fixture *f, const char *path, const char *body)
+static void post_ok(const struct daemon_fixture *f, const char *path, const char *body)
 {
 	struct http_reply r;
 	send_req(f, "POST", path, JSON_TYPE, body, NULL, &r);
@@ -150,12 +122,12 @@ static void post_ok(const struct fixture *f, const char *path, const char *body)
 	http_reply_free(&r);
 }
 
-static long long queued(const struct fixture *f)
+static long long queued(const struct daemon_fixture *f)
 {
 	return db_query_int(f->d.db, "SELECT COUNT(*) FROM event_items");
 }
 
-static bool wait_queued(const struct fixture *f, long long n, int timeout_ms)
+static bool wait_queued(const struct daemon_fixture *f, long long n, int timeout_ms)
 {
 	int64_t deadline = clock_mono_ms() + timeout_ms;
 	while (clock_mono_ms() < deadline) {
@@ -168,7 +140,7 @@ static bool wait_queued(const struct fixture *f, long long n, int timeout_ms)
 
 /* Waits until the fake saw n requests and the queue is empty, then a moment longer, and
  * asserts that exactly n requests arrived. */
-static void expect_deliveries(const struct fixture *f, int n)
+static void expect_deliveries(const struct daemon_fixture *f, int n)
 {
 	assert_int_equal(fake_ilert_wait_count(f->fake, n, 10000), n);
 	assert_true(wait_queued(f, 0, 10000));
@@ -177,7 +149,7 @@ static void expect_deliveries(const struct fixture *f, int n)
 }
 
 /* Nothing was stored and nothing was sent; then a valid event still goes through, alone. */
-static void expect_nothing_stored_or_sent(const struct fixture *f)
+static void expect_nothing_stored_or_sent(const struct daemon_fixture *f)
 {
 	assert_int_equal(queued(f), 0);
 	assert_int_equal(db_query_int(f->d.db, "SELECT COUNT(*) FROM dead_letters"), 0);
@@ -203,7 +175,7 @@ static const char *metric_line(const char *text, const char *series)
 }
 
 /* The value of one series on /metrics; -1 when absent. */
-static double metric(const struct fixture *f, const char *series, const char *const headers[])
+static double metric(const struct daemon_fixture *f, const char *series, const char *const headers[])
 {
 	struct http_reply r;
 	send_req(f, "GET", "/metrics", NULL, NULL, headers, &r);
@@ -214,7 +186,7 @@ static double metric(const struct fixture *f, const char *series, const char *co
 	return value;
 }
 
-static void wait_metric(const struct fixture *f, const char *series, double want)
+static void wait_metric(const struct daemon_fixture *f, const char *series, double want)
 {
 	int64_t deadline = clock_mono_ms() + 10000;
 	double v;
@@ -361,7 +333,7 @@ static const struct reject_case event_rejects[] = {
 
 static void test_event_rejections(void **state)
 {
-	struct fixture *f = *state;
+	struct daemon_fixture *f = *state;
 	start(f, NULL, NULL);
 	for (size_t i = 0; i < sizeof(event_rejects) / sizeof(event_rejects[0]); i++) {
 		const struct reject_case *c = &event_rejects[i];
@@ -403,7 +375,7 @@ static void test_event_rejections(void **state)
  * and repeated unknown keys, duplicate members inside customDetails, the query string. */
 static void test_event_accepted_variants(void **state)
 {
-	struct fixture *f = *state;
+	struct daemon_fixture *f = *state;
 	const char *const extra[] = { "--dedup_window", "0", NULL };
 	start(f, extra, NULL);
 	static const char echo_s[] =
@@ -451,7 +423,7 @@ static void test_event_accepted_variants(void **state)
 
 static void test_batch_rejections(void **state)
 {
-	struct fixture *f = *state;
+	struct daemon_fixture *f = *state;
 	start(f, NULL, NULL);
 	expect_error(f, BATCH, NULL, "[]", 400, "Content type must be application/json.");
 	expect_error(f, BATCH, "text/plain", "[" VALID "]", 400,
@@ -515,7 +487,7 @@ static void test_batch_rejections(void **state)
 /* ilert answers 503, so committed rows stay in the queue to be looked at. */
 static void test_batch_commits_in_order(void **state)
 {
-	struct fixture *f = *state;
+	struct daemon_fixture *f = *state;
 	struct fake_reply down = { .status = 503, .body = "{}" };
 	fake_ilert_set_default(f->fake, &down);
 	const char *const extra[] = { "--retry_max_backoff", "60", NULL };
@@ -632,7 +604,7 @@ static char *raw_exchange(int port, const char *data, int timeout_ms)
 
 static void test_body_limits(void **state)
 {
-	struct fixture *f = *state;
+	struct daemon_fixture *f = *state;
 	const char *const extra[] = { "--max_body", "100", "--max_batch_body", "200",
 				      "--dedup_window", "0", NULL };
 	start(f, extra, NULL);
@@ -697,7 +669,7 @@ static void test_body_limits(void **state)
 
 static void test_routes_and_methods(void **state)
 {
-	struct fixture *f = *state;
+	struct daemon_fixture *f = *state;
 	start(f, NULL, NULL);
 	static const struct {
 		const char *method, *path;
@@ -788,7 +760,7 @@ static void test_routes_and_methods(void **state)
 #define TOKEN "tok-0123456789abcdef"
 #define UNAUTHORIZED "{\"error\":\"Unauthorized.\"}"
 
-static void expect_unauthorized(const struct fixture *f, const char *method, const char *path,
+static void expect_unauthorized(const struct daemon_fixture *f, const char *method, const char *path,
 				const char *content_type, const char *body, const char *auth)
 {
 	const char *const headers[] = { auth, NULL };
@@ -807,7 +779,7 @@ static void expect_unauthorized(const struct fixture *f, const char *method, con
 /* Every protected route refuses a missing or wrong token; the open ones and the route and
  * method checks come first; the accepted schemes. Events are kept queued (ilert answers 503)
  * so the stored rows can be counted. */
-static void check_token(struct fixture *f, const char *token)
+static void check_token(struct daemon_fixture *f, const char *token)
 {
 	char good[128], lower[128], upper[128], mixed[128], wrong[128], longer[128], shorter[128],
 		basic[128];
@@ -873,7 +845,7 @@ static void check_token(struct fixture *f, const char *token)
 
 static void test_auth_flag(void **state)
 {
-	struct fixture *f = *state;
+	struct daemon_fixture *f = *state;
 	struct fake_reply down = { .status = 503, .body = "{}" };
 	fake_ilert_set_default(f->fake, &down);
 	const char *const extra[] = { "--http_token", TOKEN, "--dedup_window", "0",
@@ -889,7 +861,7 @@ static void test_auth_flag(void **state)
 
 static void test_auth_env(void **state)
 {
-	struct fixture *f = *state;
+	struct daemon_fixture *f = *state;
 	struct fake_reply down = { .status = 503, .body = "{}" };
 	fake_ilert_set_default(f->fake, &down);
 	const char *const extra[] = { "--dedup_window", "0", "--retry_max_backoff", "60", NULL };
@@ -919,7 +891,7 @@ static void test_auth_env(void **state)
 #define DISK_ECHO "{\"integrationKey\":\"ik\",\"eventType\":\"ALERT\",\"summary\":\"Disk full\",\"details\":null," \
 		  "\"alertKey\":\"%s\",\"priority\":null,\"images\":null,\"links\":null,\"customDetails\":{\"b\":1,\"a\":2}}"
 
-static void post_disk(const struct fixture *f, const char *alert_key, const char *echo_key)
+static void post_disk(const struct daemon_fixture *f, const char *alert_key, const char *echo_key)
 {
 	char body[512], echo[512];
 	snprintf(body, sizeof(body), DISK_A, alert_key);
@@ -929,7 +901,7 @@ static void post_disk(const struct fixture *f, const char *alert_key, const char
 
 static void test_dedup(void **state)
 {
-	struct fixture *f = *state;
+	struct daemon_fixture *f = *state;
 	/* A slow first delivery keeps the first row in the queue while the duplicates arrive. */
 	struct fake_reply slow = { .status = 202, .body = "{}", .delay_ms = 1500 };
 	fake_ilert_push(f->fake, &slow);
@@ -969,7 +941,7 @@ static void test_dedup(void **state)
 
 static void test_dedup_disabled_and_window(void **state)
 {
-	struct fixture *f = *state;
+	struct daemon_fixture *f = *state;
 	const char *const off[] = { "--dedup_window", "0", NULL };
 	start(f, off, NULL);
 	post_disk(f, "Disk-1", "Disk-1");
@@ -998,7 +970,7 @@ static void test_dedup_disabled_and_window(void **state)
 /* ---- heartbeat proxy (§10.7) ------------------------------------------------------------ */
 
 /* Like daemon_start, but with a separate heartbeat base. */
-static bool start_with_beat(struct fixture *f, const char *const env[])
+static bool start_with_beat(struct daemon_fixture *f, const char *const env[])
 {
 	struct test_daemon *d = &f->d;
 	memset(d, 0, sizeof(*d));
@@ -1032,7 +1004,7 @@ static bool start_with_beat(struct fixture *f, const char *const env[])
 
 static void test_heartbeat_proxy(void **state)
 {
-	struct fixture *f = *state;
+	struct daemon_fixture *f = *state;
 	f->beat = fake_ilert_start();
 	assert_non_null(f->beat);
 	const char *const env[] = { "ILERT_API_KEY=apikey-0123456789abcdef", NULL };
@@ -1127,7 +1099,7 @@ static void *ping_thread(void *arg)
 /* 32 proxied pings in flight: the next gets 503 at once, other requests are not delayed. */
 static void test_heartbeat_proxy_limit(void **state)
 {
-	struct fixture *f = *state;
+	struct daemon_fixture *f = *state;
 	struct fake_reply slow = { .status = 202, .body = "{}", .delay_ms = 2500 };
 	fake_ilert_push_n(f->fake, &slow, 32);
 	start(f, NULL, NULL);
@@ -1165,7 +1137,7 @@ static void test_heartbeat_proxy_limit(void **state)
 
 static void test_metrics(void **state)
 {
-	struct fixture *f = *state;
+	struct daemon_fixture *f = *state;
 	start(f, NULL, NULL);
 	post_disk(f, "m-1", "m-1");
 	post_disk(f, "M-1", "M-1");
@@ -1227,7 +1199,7 @@ static void test_metrics(void **state)
 
 static void test_shutdown_answers(void **state)
 {
-	struct fixture *f = *state;
+	struct daemon_fixture *f = *state;
 	struct fake_reply slow = { .status = 202, .body = "{}", .delay_ms = 3000 };
 	fake_ilert_set_default(f->fake, &slow);
 	const char *const extra[] = { "--shutdown_timeout", "30", NULL };
@@ -1283,7 +1255,7 @@ static void test_shutdown_answers(void **state)
 
 static void test_log_format_json(void **state)
 {
-	struct fixture *f = *state;
+	struct daemon_fixture *f = *state;
 	struct fake_reply err = { .status = 500, .body = "{}" };
 	fake_ilert_push(f->fake, &err);
 	const char *const extra[] = { "--log_format", "json", NULL };
@@ -1333,21 +1305,21 @@ static void test_log_format_json(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_event_rejections, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_event_accepted_variants, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_batch_rejections, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_batch_commits_in_order, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_body_limits, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_routes_and_methods, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_auth_flag, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_auth_env, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_dedup, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_dedup_disabled_and_window, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_heartbeat_proxy, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_heartbeat_proxy_limit, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_metrics, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_shutdown_answers, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_log_format_json, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_event_rejections, daemon_fixture_setup, daemon_fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_event_accepted_variants, daemon_fixture_setup, daemon_fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_batch_rejections, daemon_fixture_setup, daemon_fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_batch_commits_in_order, daemon_fixture_setup, daemon_fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_body_limits, daemon_fixture_setup, daemon_fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_routes_and_methods, daemon_fixture_setup, daemon_fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_auth_flag, daemon_fixture_setup, daemon_fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_auth_env, daemon_fixture_setup, daemon_fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_dedup, daemon_fixture_setup, daemon_fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_dedup_disabled_and_window, daemon_fixture_setup, daemon_fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_heartbeat_proxy, daemon_fixture_setup, daemon_fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_heartbeat_proxy_limit, daemon_fixture_setup, daemon_fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_metrics, daemon_fixture_setup, daemon_fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_shutdown_answers, daemon_fixture_setup, daemon_fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_log_format_json, daemon_fixture_setup, daemon_fixture_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

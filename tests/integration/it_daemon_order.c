@@ -29,35 +29,6 @@
 
 static const char *const api_env[] = { "ILERT_API_KEY=apikey-0123456789abcdef", NULL };
 
-struct fixture {
-	char *dir;
-	char db[600];
-	struct fake_ilert *fake;
-	struct test_daemon d;
-};
-
-static int setup(void **state)
-{
-	struct fixture *f = calloc(1, sizeof(*f));
-	f->dir = test_mkdtemp();
-	f->fake = fake_ilert_start();
-	if (f->dir)
-		snprintf(f->db, sizeof(f->db), "%s/ilagent.db3", f->dir);
-	*state = f;
-	return f->dir && f->fake ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-	struct fixture *f = *state;
-	daemon_cleanup(&f->d);
-	fake_ilert_stop(f->fake);
-	test_rmtree(f->dir);
-	free(f->dir);
-	free(f);
-	return 0;
-}
-
 /* ---- preparing queue files ------------------------------------------------------------- */
 
 static struct store *db_open(const char *path)
@@ -121,12 +92,12 @@ static void raw_execf(const char *path, const char *fmt, ...)
 
 /* ---- observing ------------------------------------------------------------------------- */
 
-static long long queued(const struct fixture *f)
+static long long queued(const struct daemon_fixture *f)
 {
 	return db_query_int(f->db, "SELECT COUNT(*) FROM event_items");
 }
 
-static bool wait_queued(const struct fixture *f, long long n, int timeout_ms)
+static bool wait_queued(const struct daemon_fixture *f, long long n, int timeout_ms)
 {
 	int64_t deadline = clock_mono_ms() + timeout_ms;
 	while (clock_mono_ms() < deadline) {
@@ -241,7 +212,7 @@ enum { BACKLOG_KEYS = 10, BACKLOG_PER_KEY = 200, BACKLOG_FREE = 500 };
  * and started again. Every row is delivered exactly once, each key's rows in seq order. */
 static void test_backlog_across_restart(void **state)
 {
-	struct fixture *f = *state;
+	struct daemon_fixture *f = *state;
 	struct store *st = db_open(f->db);
 	int64_t now = clock_now_ms();
 	assert_int_equal(store_begin(st), 0);
@@ -297,7 +268,7 @@ enum { PARKED_TAIL = 20000, OTHER_KEYS = 20, OTHER_PER_KEY = 5, OTHER_FREE = 100
 
 static void test_parked_key_does_not_block_others(void **state)
 {
-	struct fixture *f = *state;
+	struct daemon_fixture *f = *state;
 	struct store *st = db_open(f->db);
 	int64_t now = clock_now_ms();
 	assert_int_equal(store_begin(st), 0);
@@ -379,7 +350,7 @@ static void test_parked_key_does_not_block_others(void **state)
 
 /* ---- dead letters re-queued by `ilagent queue retry` (§17, §14.2) --------------------------- */
 
-static void run_queue_cmd(const struct fixture *f, const char *a1, const char *a2, const char *out)
+static void run_queue_cmd(const struct daemon_fixture *f, const char *a1, const char *a2, const char *out)
 {
 	const char *const args[] = { "queue", a1, a2, "-f", f->db, NULL };
 	struct proc_result r;
@@ -391,7 +362,7 @@ static void run_queue_cmd(const struct fixture *f, const char *a1, const char *a
 
 static void test_requeued_dead_letters_delivered(void **state)
 {
-	struct fixture *f = *state;
+	struct daemon_fixture *f = *state;
 	struct store *st = db_open(f->db);
 	int64_t now = clock_now_ms();
 	const char *const names[] = { "dead-1", "dead-2", "dead-3" };
@@ -437,7 +408,7 @@ static void test_requeued_dead_letters_delivered(void **state)
 
 static void test_rate_limit_per_integration_key(void **state)
 {
-	struct fixture *f = *state;
+	struct daemon_fixture *f = *state;
 	struct store *st = db_open(f->db);
 	int64_t now = clock_now_ms();
 	assert_int_equal(store_begin(st), 0);
@@ -472,7 +443,7 @@ static void test_rate_limit_per_integration_key(void **state)
 
 static void test_429_cools_down_integration_key(void **state)
 {
-	struct fixture *f = *state;
+	struct daemon_fixture *f = *state;
 	struct store *st = db_open(f->db);
 	int64_t now = clock_now_ms();
 	assert_int_equal(store_begin(st), 0);
@@ -528,7 +499,7 @@ static void test_429_cools_down_integration_key(void **state)
 
 static void test_outage_brakes_host(void **state)
 {
-	struct fixture *f = *state;
+	struct daemon_fixture *f = *state;
 	struct store *st = db_open(f->db);
 	int64_t now = clock_now_ms();
 	assert_int_equal(store_begin(st), 0);
@@ -568,7 +539,7 @@ static void test_outage_brakes_host(void **state)
 
 static void test_heartbeat_items(void **state)
 {
-	struct fixture *f = *state;
+	struct daemon_fixture *f = *state;
 	struct store *st = db_open(f->db);
 	int64_t now = clock_now_ms();
 	assert_int_equal(store_begin(st), 0);
@@ -622,7 +593,7 @@ static void test_heartbeat_items(void **state)
 
 static void test_legacy_file_drained(void **state)
 {
-	struct fixture *f = *state;
+	struct daemon_fixture *f = *state;
 	raw_exec(f->db,
 		 "CREATE TABLE IF NOT EXISTS ilagent (key TEXT PRIMARY KEY, val TEXT NOT NULL, "
 		 "created_at TEXT NOT NULL);"
@@ -689,14 +660,14 @@ static void test_legacy_file_drained(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_backlog_across_restart, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_parked_key_does_not_block_others, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_requeued_dead_letters_delivered, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_rate_limit_per_integration_key, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_429_cools_down_integration_key, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_outage_brakes_host, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_heartbeat_items, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_legacy_file_drained, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_backlog_across_restart, daemon_fixture_setup, daemon_fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_parked_key_does_not_block_others, daemon_fixture_setup, daemon_fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_requeued_dead_letters_delivered, daemon_fixture_setup, daemon_fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_rate_limit_per_integration_key, daemon_fixture_setup, daemon_fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_429_cools_down_integration_key, daemon_fixture_setup, daemon_fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_outage_brakes_host, daemon_fixture_setup, daemon_fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_heartbeat_items, daemon_fixture_setup, daemon_fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_legacy_file_drained, daemon_fixture_setup, daemon_fixture_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -25,35 +25,6 @@
 
 static const char *const env_api[] = { "ILERT_API_KEY=apikey-0123456789abcdef", NULL };
 
-struct fixture {
-	char *dir;
-	char db[600];
-	struct fake_ilert *fake;
-	struct test_daemon d;
-};
-
-static int setup(void **state)
-{
-	struct fixture *f = calloc(1, sizeof(*f));
-	f->dir = test_mkdtemp();
-	f->fake = fake_ilert_start();
-	if (f->dir)
-		snprintf(f->db, sizeof(f->db), "%s/ilagent.db3", f->dir);
-	*state = f;
-	return f->dir && f->fake ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-	struct fixture *f = *state;
-	daemon_cleanup(&f->d);
-	fake_ilert_stop(f->fake);
-	test_rmtree(f->dir);
-	free(f->dir);
-	free(f);
-	return 0;
-}
-
 static void raw_exec(const char *path, const char *sql)
 {
 	sqlite3 *db;
@@ -116,7 +87,7 @@ static void fill_090_rows(const char *path)
 		 "'2024-01-02 00:00:00', '+' || (1202 - i) || ' seconds') FROM n;");
 }
 
-static char *queue_stats(const struct fixture *f)
+static char *queue_stats(const struct daemon_fixture *f)
 {
 	const char *const args[] = { "queue", "stats", "-f", f->db, NULL };
 	struct proc_result r;
@@ -149,7 +120,7 @@ static char *summary_of(const struct fake_request *req)
 	return strndup(s, strcspn(s, "\""));
 }
 
-static bool wait_queued_zero(const struct fixture *f, int timeout_ms)
+static bool wait_queued_zero(const struct daemon_fixture *f, int timeout_ms)
 {
 	int64_t deadline = clock_mono_ms() + timeout_ms;
 	while (clock_mono_ms() < deadline) {
@@ -164,7 +135,7 @@ static bool wait_queued_zero(const struct fixture *f, int timeout_ms)
  * the next start with the topic options converts them. */
 static void test_kept_without_topics_then_converted(void **state)
 {
-	struct fixture *f = *state;
+	struct daemon_fixture *f = *state;
 	create_090_file(f->db);
 	fill_090_rows(f->db);
 	const int buffered = 8 + BULK;
@@ -278,7 +249,7 @@ static void test_kept_without_topics_then_converted(void **state)
  * exits. */
 static void test_filtered_rows_deleted(void **state)
 {
-	struct fixture *f = *state;
+	struct daemon_fixture *f = *state;
 	create_090_file(f->db);
 	raw_exec(f->db,
 		 "INSERT INTO mqtt_queue (id, topic, payload, inserted_at) VALUES "
@@ -308,8 +279,8 @@ static void test_filtered_rows_deleted(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_kept_without_topics_then_converted, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_filtered_rows_deleted, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_kept_without_topics_then_converted, daemon_fixture_setup, daemon_fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_filtered_rows_deleted, daemon_fixture_setup, daemon_fixture_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

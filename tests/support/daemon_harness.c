@@ -11,6 +11,7 @@
 
 #include "core/clock.h"
 #include "core/text.h"
+#include "fake_ilert.h"
 #include "proc.h"
 
 static bool wait_health(const struct test_daemon *d, int timeout_ms)
@@ -115,6 +116,31 @@ void daemon_cleanup(struct test_daemon *d)
 		daemon_kill9(d);
 	free(d->dir);
 	d->dir = NULL;
+}
+
+int daemon_fixture_setup(void **state)
+{
+	struct daemon_fixture *f = calloc(1, sizeof(*f));
+	if (!f)
+		return -1;
+	f->dir = test_mkdtemp();
+	f->fake = fake_ilert_start();
+	if (f->dir)
+		snprintf(f->db, sizeof(f->db), "%s/ilagent.db3", f->dir);
+	*state = f;
+	return f->dir && f->fake ? 0 : -1;
+}
+
+int daemon_fixture_teardown(void **state)
+{
+	struct daemon_fixture *f = *state;
+	daemon_cleanup(&f->d);
+	fake_ilert_stop(f->fake);
+	fake_ilert_stop(f->beat);
+	test_rmtree(f->dir);
+	free(f->dir);
+	free(f);
+	return 0;
 }
 
 static size_t collect(char *data, size_t size, size_t n, void *arg)

@@ -32,6 +32,19 @@ void daemon_kill9(struct test_daemon *d);
 char *daemon_log(const struct test_daemon *d);
 void daemon_cleanup(struct test_daemon *d);
 
+/* Per-test state of the daemon integration tests: a private temp dir with the queue file
+ * path, a fake ilert (a second one for --beat_url when a test starts it), and the daemon.
+ * daemon_fixture_setup/teardown are cmocka setup/teardown functions. */
+struct daemon_fixture {
+	char *dir;
+	char db[600]; /* <dir>/ilagent.db3, the file daemon_start uses */
+	struct fake_ilert *fake;
+	struct fake_ilert *beat;
+	struct test_daemon d;
+};
+int daemon_fixture_setup(void **state);
+int daemon_fixture_teardown(void **state);
+
 struct http_reply {
 	long status;     /* 0 on a transport error */
 	char *body;      /* NUL-terminated */
