@@ -246,3 +246,29 @@ long long db_query_int(const char *db_path, const char *sql)
 	sqlite3_close(db);
 	return v;
 }
+
+char *db_query_rows(const char *db_path, const char *sql)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	struct tbuf out;
+	tbuf_init(&out);
+	int rc = sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READWRITE, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+	while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		for (int i = 0; i < sqlite3_column_count(st); i++) {
+			const char *t = (const char *)sqlite3_column_text(st, i);
+			tbuf_printf(&out, "%s%s", i ? "|" : "", t ? t : "<NULL>");
+		}
+		tbuf_putc(&out, '\n');
+		rc = SQLITE_OK;
+	}
+	if (rc != SQLITE_DONE) {
+		fprintf(stderr, "query failed: %s: %s\n", db ? sqlite3_errmsg(db) : "open", sql);
+		tbuf_free(&out);
+	}
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return rc == SQLITE_DONE ? tbuf_take(&out) : NULL;
+}

@@ -62,6 +62,10 @@ char *http_reply_header(const struct http_reply *reply, const char *name);
 /* POST a JSON body to base + path. */
 int http_post_json(const char *base, const char *path, const char *json, struct http_reply *reply);
 
+/* Every row of a query as "a|b\n" lines, SQL NULL shown as <NULL> (heap string); NULL when
+ * the query fails (the SQLite error is printed to stderr). Opens its own connection. */
+char *db_query_rows(const char *db_path, const char *sql);
+
 /* Runs a SQL query returning one integer on the queue file (read-only connection); -1 on error. */
 long long db_query_int(const char *db_path, const char *sql);
 

@@ -6,6 +6,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "daemon_harness.h"
+
 #include <fcntl.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -99,27 +101,9 @@ static char *raw_text(const char *path, const char *sql)
 /* All rows of a query as "a|b|c\n" lines (NULL as "<NULL>"); caller frees. */
 static char *raw_rows(const char *path, const char *sql)
 {
-	sqlite3 *db = raw_open(path);
-	sqlite3_stmt *s = NULL;
-	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK);
-	size_t cap = 4096, len = 0;
-	char *out = calloc(1, cap);
-	int rc;
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		for (int i = 0; i < sqlite3_column_count(s); i++) {
-			const char *t = (const char *)sqlite3_column_text(s, i);
-			const char *v = t ? t : "<NULL>";
-			while (len + strlen(v) + 3 > cap)
-				out = realloc(out, cap *= 2);
-			len += (size_t)sprintf(out + len, "%s%s", i ? "|" : "", v);
-		}
-		out[len++] = '\n';
-		out[len] = '\0';
-	}
-	assert_int_equal(rc, SQLITE_DONE);
-	sqlite3_finalize(s);
-	sqlite3_close(db);
-	return out;
+	char *rows = db_query_rows(path, sql);
+	assert_non_null(rows);
+	return rows;
 }
 
 static void assert_query(const char *path, const char *sql, const char *expected)
