@@ -9,7 +9,7 @@ packages=(
   libmicrohttpd-dev libjansson-dev libcmocka-dev libssl-dev
   mosquitto mosquitto-clients kcat sqlite3 openssl
   clang libclang-rt-14-dev
-  curl prometheus wrk hyperfine
+  curl prometheus wrk hyperfine haproxy
 )
 sudo_cmd=()
 [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
