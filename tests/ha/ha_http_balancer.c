@@ -45,7 +45,12 @@ struct cluster {
 	atomic_bool acked_event[EVENTS];
 	atomic_bool acked_by_a[EVENTS]; /* answered 200 by the agent that gets killed */
 	atomic_int gave_up;
+	atomic_bool stop; /* teardown after a failed assertion: clients give up at once */
+	pthread_t threads[CLIENTS];
+	int threads_started;
 };
+
+static struct cluster cluster; /* large: the per-event flags */
 
 struct client {
 	struct cluster *c;
@@ -143,7 +148,7 @@ static void *client_run(void *arg)
 			 "\"summary\":\"ha event %d\",\"alertKey\":\"ha-%d\"}",
 			 i, i);
 		bool ok = false;
-		for (int attempt = 0; attempt < ATTEMPTS && !ok; attempt++) {
+		for (int attempt = 0; attempt < ATTEMPTS && !ok && !atomic_load(&c->stop); attempt++) {
 			struct http_reply r;
 			http_post_json(c->balancer_url, "/api/events", body, &r);
 			ok = r.status == 200;
@@ -207,79 +212,102 @@ static int undelivered_acked(struct cluster *c, bool only_a)
 	return missing;
 }
 
-static void test_kill9_one_agent_under_load_then_restart(void **state)
+static int cluster_setup(void **state)
 {
-	(void)state;
-	static struct cluster c; /* large: the per-event flags */
-	memset(&c, 0, sizeof(c));
-	c.dir = test_mkdtemp();
-	c.fake = fake_ilert_start();
-	assert_non_null(c.dir);
-	assert_non_null(c.fake);
-	/* A slow ilert keeps a backlog in each agent, so the kill leaves accepted events behind. */
-	fake_ilert_set_default(c.fake, &(struct fake_reply){ .status = 202, .body = "{}",
-							     .delay_ms = 50 });
+	struct cluster *c = &cluster;
+	memset(c, 0, sizeof(*c));
+	c->dir = test_mkdtemp();
+	c->fake = fake_ilert_start();
+	if (!c->dir || !c->fake)
+		return -1;
 	for (int i = 0; i < 2; i++) {
-		struct agent *a = &c.agents[i];
+		struct agent *a = &c->agents[i];
 		char path[600];
-		snprintf(path, sizeof(path), "%s/agent-%c", c.dir, 'a' + i);
-		assert_int_equal(mkdir(path, 0700), 0);
+		snprintf(path, sizeof(path), "%s/agent-%c", c->dir, 'a' + i);
+		if (mkdir(path, 0700) != 0)
+			return -1;
 		a->dir = strdup(path);
 		a->port = test_free_port();
 		snprintf(a->port_text, sizeof(a->port_text), "%d", a->port);
-		assert_true(agent_start(a, fake_ilert_url(c.fake)));
-		assert_true(agent_ready(a, 15000));
 	}
-	assert_true(balancer_start(&c));
+	*state = c;
+	return 0;
+}
 
-	pthread_t threads[CLIENTS];
-	struct client clients[CLIENTS];
+/* Also runs after a failed assertion: stops clients, agents and the balancer. */
+static int cluster_teardown(void **state)
+{
+	struct cluster *c = *state;
+	atomic_store(&c->stop, true);
+	for (int i = 0; i < c->threads_started; i++)
+		pthread_join(c->threads[i], NULL);
+	if (c->balancer) {
+		proc_bg_signal(c->balancer, SIGTERM);
+		int code;
+		proc_bg_wait(c->balancer, 5000, &code);
+		proc_bg_destroy(c->balancer);
+	}
+	for (int i = 0; i < 2; i++) {
+		daemon_cleanup(&c->agents[i].d);
+		free(c->agents[i].dir);
+	}
+	fake_ilert_stop(c->fake);
+	if (c->dir)
+		test_rmtree(c->dir);
+	free(c->dir);
+	return 0;
+}
+
+static void test_kill9_one_agent_under_load_then_restart(void **state)
+{
+	struct cluster *c = *state;
+	/* A slow ilert keeps a backlog in each agent, so the kill leaves accepted events behind. */
+	fake_ilert_set_default(c->fake, &(struct fake_reply){ .status = 202, .body = "{}",
+							      .delay_ms = 50 });
+	for (int i = 0; i < 2; i++) {
+		assert_true(agent_start(&c->agents[i], fake_ilert_url(c->fake)));
+		assert_true(agent_ready(&c->agents[i], 15000));
+	}
+	assert_true(balancer_start(c));
+
+	static struct client clients[CLIENTS];
 	for (int i = 0; i < CLIENTS; i++) {
-		clients[i] = (struct client){ .c = &c, .first = i * EVENTS_PER_CLIENT };
-		assert_int_equal(pthread_create(&threads[i], NULL, client_run, &clients[i]), 0);
+		clients[i] = (struct client){ .c = c, .first = i * EVENTS_PER_CLIENT };
+		assert_int_equal(pthread_create(&c->threads[i], NULL, client_run, &clients[i]), 0);
+		c->threads_started++;
 	}
-	wait_acked(&c, EVENTS / 3);
-	daemon_kill9(&c.agents[0].d);
-	daemon_cleanup(&c.agents[0].d);
-	int left_in_killed = undelivered_acked(&c, true);
-	wait_acked(&c, 2 * EVENTS / 3);
-	assert_true(agent_start(&c.agents[0], fake_ilert_url(c.fake)));
-	for (int i = 0; i < CLIENTS; i++)
-		pthread_join(threads[i], NULL);
+	wait_acked(c, EVENTS / 3);
+	daemon_kill9(&c->agents[0].d);
+	daemon_cleanup(&c->agents[0].d);
+	int left_in_killed = undelivered_acked(c, true);
+	wait_acked(c, 2 * EVENTS / 3);
+	assert_true(agent_start(&c->agents[0], fake_ilert_url(c->fake)));
+	for (; c->threads_started > 0; c->threads_started--)
+		pthread_join(c->threads[c->threads_started - 1], NULL);
 
-	assert_int_equal(atomic_load(&c.gave_up), 0);
-	assert_int_equal(atomic_load(&c.acked), EVENTS);
+	assert_int_equal(atomic_load(&c->gave_up), 0);
+	assert_int_equal(atomic_load(&c->acked), EVENTS);
 	/* Otherwise the kill proved nothing: agent a held accepted, undelivered events. */
 	fprintf(stderr, "agent a held %d accepted, undelivered events when it was killed\n",
 		left_in_killed);
 	assert_true(left_in_killed > 0);
 	int64_t until = clock_mono_ms() + 60000;
 	int missing;
-	while ((missing = undelivered_acked(&c, false)) > 0 && clock_mono_ms() < until)
+	while ((missing = undelivered_acked(c, false)) > 0 && clock_mono_ms() < until)
 		usleep(100 * 1000);
 	if (missing)
 		fprintf(stderr, "%d events answered 200 never reached ilert\n", missing);
 	assert_int_equal(missing, 0);
-
-	proc_bg_signal(c.balancer, SIGTERM);
-	int code;
-	proc_bg_wait(c.balancer, 5000, &code);
-	proc_bg_destroy(c.balancer);
-	for (int i = 0; i < 2; i++) {
-		assert_int_equal(daemon_stop(&c.agents[i].d, SIGTERM, 30000), 0);
-		daemon_cleanup(&c.agents[i].d);
-		free(c.agents[i].dir);
-	}
-	fake_ilert_stop(c.fake);
-	test_rmtree(c.dir);
-	free(c.dir);
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(daemon_stop(&c->agents[i].d, SIGTERM, 30000), 0);
 }
 
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_kill9_one_agent_under_load_then_restart),
+		cmocka_unit_test_setup_teardown(test_kill9_one_agent_under_load_then_restart,
+						cluster_setup, cluster_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
