@@ -23,6 +23,7 @@
 
 #define TICK_MS 100
 #define GAUGE_RECOUNT_MS 10000
+#define GAUGE_RETRY_MS 1000
 
 struct daemon {
 	const struct config *cfg;
@@ -36,6 +37,8 @@ struct daemon {
 	atomic_int signals; /* SIGINT/SIGTERM received */
 	atomic_int first_signal;
 	sigset_t handled;
+	int64_t oldest_accepted_at; /* Unix ms, 0 = queue empty */
+	int recount_misses;         /* recounts in a row overtaken by a commit */
 };
 
 /* Signals are blocked in every thread and taken here, so a second signal can cut the
@@ -72,18 +75,35 @@ static int open_store(const struct config *cfg, enum store_mode mode, struct sto
 	return store_open(&opts, out, msg, size);
 }
 
-static void recount_gauges(struct daemon *d)
+/* True when the gauges were re-counted. Between recounts persist keeps them current. */
+static bool recount_gauges(struct daemon *d)
 {
 	struct store_stats s;
+	int64_t generation = pipeline_gauge_generation(d->pipeline);
 	if (!d->stats || store_stats_read(d->stats, &s) != 0)
-		return;
-	metrics_set_queue_rows(STORE_KIND_EVENT, s.queued_event);
-	metrics_set_queue_rows(STORE_KIND_HEARTBEAT, s.queued_heartbeat);
-	metrics_set_queue_rows(STORE_KIND_POLICY, s.queued_policy);
-	metrics_set_retrying_rows(s.retrying);
-	metrics_set_oldest_age(s.has_oldest ? (double)(clock_now_ms() - s.oldest_accepted_at) / 1000.0 : 0.0);
-	metrics_set_dead_rows(s.dead);
+		return false;
 	metrics_set_legacy_rows(s.legacy_mqtt_queue);
+	/* Under steady load commits keep coming: after a few tries the counts win anyway. */
+	if (!pipeline_recount(d->pipeline, &s, d->recount_misses >= 4 ? -1 : generation)) {
+		d->recount_misses++;
+		return false;
+	}
+	d->recount_misses = 0;
+	d->oldest_accepted_at = s.has_oldest ? s.oldest_accepted_at : 0;
+	return true;
+}
+
+/* The age of the oldest item: from the last recount while rows remain; a queue seen empty
+ * has no age, and one that filled up since counts from when that was first seen. */
+static void update_oldest_age(struct daemon *d)
+{
+	int64_t now = clock_now_ms();
+	if (pipeline_queued(d->pipeline) <= 0)
+		d->oldest_accepted_at = 0;
+	else if (!d->oldest_accepted_at)
+		d->oldest_accepted_at = now;
+	metrics_set_oldest_age(d->oldest_accepted_at ? (double)(now - d->oldest_accepted_at) / 1000.0
+						     : 0.0);
 }
 
 static void sync_state(struct daemon *d)
@@ -149,10 +169,9 @@ static void main_loop(struct daemon *d)
 			return;
 		int64_t now = clock_mono_ms();
 		sync_state(d);
-		if (now >= next_recount) {
-			recount_gauges(d);
-			next_recount = now + GAUGE_RECOUNT_MS;
-		}
+		if (now >= next_recount)
+			next_recount = now + (recount_gauges(d) ? GAUGE_RECOUNT_MS : GAUGE_RETRY_MS);
+		update_oldest_age(d);
 		pipeline_wait_event(d->pipeline, TICK_MS);
 	}
 }

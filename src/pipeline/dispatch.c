@@ -224,6 +224,14 @@ static bool may_wait_in_db(const struct dispatcher *d, const char *key)
 	return d->waiting_overflow || strmap_contains(d->waiting_keys, key);
 }
 
+/* A read that failed: corruption ends the daemon (§16.1) like a failed commit does; other
+ * errors (busy, I/O) are retried by the caller. */
+static void read_failed(struct dispatcher *d, int err)
+{
+	if (err == ILA_ERR_CORRUPT)
+		stage_set_fatal(d->p, store_errmsg(d->p->reader));
+}
+
 /* True when the key has a row with a lower seq in the database (a parked retry, or rows of
  * a previous run): then this row must wait for it. */
 static bool blocked_in_db(struct dispatcher *d, const struct store_item *item)
@@ -234,8 +242,10 @@ static bool blocked_in_db(struct dispatcher *d, const struct store_item *item)
 	int err = store_item_head_seq(d->p->reader, item->order_key, &head_seq);
 	if (err == ILA_ERR_NOTFOUND)
 		return false;
-	if (err)
+	if (err) {
+		read_failed(d, err);
 		return true; /* unknown: be safe, the row is found again later */
+	}
 	return head_seq < item->seq;
 }
 
@@ -317,9 +327,11 @@ static void scan_forward(struct dispatcher *d, int64_t now_ms)
 		size_t room = d->cap - d->count;
 		size_t limit = room < DISPATCH_PAGE ? room : DISPATCH_PAGE;
 		struct store_item_list list;
-		if (store_items_page(d->p->reader, d->cursor, limit, &list) != 0) {
+		int err = store_items_page(d->p->reader, d->cursor, limit, &list);
+		if (err) {
 			log_limited(LOG_LVL_WARN, "forward", "reading the queue failed: %s",
 				    store_errmsg(d->p->reader));
+			read_failed(d, err);
 			d->scan_retry_ms = clock_mono_ms() + 200; /* no busy loop on a failing read */
 			return;
 		}
@@ -359,8 +371,11 @@ static void scan_forward(struct dispatcher *d, int64_t now_ms)
 static void scan_due(struct dispatcher *d, int64_t now_ms)
 {
 	struct store_item_list list;
-	if (store_items_retry_due(d->p->reader, now_ms, DISPATCH_PAGE, &list) != 0)
+	int err = store_items_retry_due(d->p->reader, now_ms, DISPATCH_PAGE, &list);
+	if (err) {
+		read_failed(d, err);
 		return;
+	}
 	for (size_t i = 0; i < list.count; i++) {
 		if (d->count >= d->cap)
 			break;
@@ -380,6 +395,8 @@ static void fetch_successor(struct dispatcher *d, const char *order_key, int64_t
 	int err = store_item_head(d->p->reader, order_key, &row);
 	if (err == ILA_ERR_NOTFOUND)
 		forget_waiting(d, order_key);
+	else if (err)
+		read_failed(d, err);
 	if (err)
 		return;
 	struct store_item *item = heap_item(&row);

@@ -43,6 +43,11 @@ struct persist {
 	struct inserted *inserted;
 	size_t inserted_cap;
 	uint64_t duplicates[SOURCE_COUNT]; /* of the current transaction */
+	/* seq of the last row this thread inserted, 0 = none yet. A later insert with a gap
+	 * means another process (`ilagent queue retry`) added rows: then the queue is counted
+	 * again so that the pause of §15 follows what the table really holds. */
+	int64_t last_seq;
+	bool recount; /* the current transaction counts the queue before it commits */
 	bool sync_full_now;  /* the connection's current synchronous setting */
 	int64_t retry_at_ms; /* mono ms of the next attempt after a failed commit, 0 = none */
 	int64_t retry_delay_ms;
@@ -191,6 +196,9 @@ static int insert_items(struct persist *ps, int64_t now_ms, size_t *inserted_cou
 			int err = store_item_insert(ps->p->writer, &row, ins->id, &ins->seq);
 			if (err)
 				return err;
+			if (ins->seq != ps->last_seq + 1)
+				ps->recount = true;
+			ps->last_seq = ins->seq;
 			dedup_stage(ps->dedup, it, now_ms);
 			(*inserted_count)++;
 		}
@@ -253,6 +261,41 @@ static void count_outcome(const struct outcome *o)
 	}
 }
 
+/* Keeps the queue gauges current between the daemon's recounts (§19). */
+static void update_gauges(struct persist *ps, size_t inserted, int64_t evicted)
+{
+	struct pipeline *p = ps->p;
+	struct batch *b = &ps->pending;
+	for (size_t k = 0; k < inserted; k++) {
+		const struct inserted *ins = &ps->inserted[k];
+		enum store_kind kind = ins->msg->items[ins->index].kind;
+		if ((int)kind < METRIC_KIND_COUNT)
+			atomic_fetch_add(&p->gauge_rows[kind], 1);
+	}
+	for (size_t i = 0; i < b->outcome_count; i++) {
+		const struct outcome *o = b->outcomes[i];
+		enum forward_action action = o->res.action;
+		bool was_retrying = o->item->attempts > 0;
+		if (action == FWD_UNCHANGED)
+			continue;
+		if (action == FWD_RESCHEDULE) {
+			if (!was_retrying)
+				atomic_fetch_add(&p->gauge_retrying, 1);
+			continue;
+		}
+		if ((int)o->item->kind < METRIC_KIND_COUNT)
+			atomic_fetch_sub(&p->gauge_rows[o->item->kind], 1);
+		if (was_retrying)
+			atomic_fetch_sub(&p->gauge_retrying, 1);
+		if (action == FWD_DEAD)
+			atomic_fetch_add(&p->gauge_dead, 1);
+	}
+	if (evicted)
+		atomic_fetch_sub(&p->gauge_dead, evicted);
+	atomic_fetch_add(&p->gauge_gen, 1);
+	stage_publish_gauges(p);
+}
+
 static void complete_tickets(struct batch *b, int64_t now_ns)
 {
 	for (size_t m = 0; m < b->msg_count; m++) {
@@ -296,13 +339,8 @@ static void commit_failed(struct persist *ps, int err)
 {
 	struct pipeline *p = ps->p;
 	const char *reason = store_errmsg(p->writer);
-	if (err == ILA_ERR_CORRUPT) {
-		pthread_mutex_lock(&p->state_lock);
-		snprintf(p->fatal_msg, sizeof(p->fatal_msg), "database corrupted: %s", reason);
-		pthread_mutex_unlock(&p->state_lock);
-		atomic_store(&p->fatal, 1);
-		pipeline_notify(p);
-	}
+	if (err == ILA_ERR_CORRUPT)
+		stage_set_fatal(p, reason);
 	char text[360];
 	snprintf(text, sizeof(text), "database error: %s", reason);
 	set_store_state(p, true, text);
@@ -330,16 +368,21 @@ static void run_transaction(struct persist *ps)
 	bool want_full = p->cfg->db_sync == DB_SYNC_FULL && b->msg_count > 0;
 	if (want_full != ps->sync_full_now && store_set_sync(p->writer, want_full) == 0)
 		ps->sync_full_now = want_full;
+	int64_t last_seq = ps->last_seq, counted = -1;
+	ps->recount = false;
 	int err = store_begin(p->writer);
 	for (size_t i = 0; !err && i < b->outcome_count; i++)
 		err = apply_outcome(ps, b->outcomes[i], now_ms, &removed, &evicted);
 	if (!err)
 		err = insert_items(ps, now_ms, &inserted);
+	if (!err && ps->recount)
+		err = store_items_count(p->writer, &counted);
 	if (!err)
 		err = store_commit(p->writer);
 	if (err) {
 		store_rollback(p->writer);
 		dedup_abort(ps->dedup);
+		ps->last_seq = last_seq;
 		commit_failed(ps, err);
 		return;
 	}
@@ -350,8 +393,12 @@ static void run_transaction(struct persist *ps)
 		set_store_state(p, false, NULL);
 		log_info("store", "database writes succeed again");
 	}
-	atomic_fetch_add(&p->queued, (long long)inserted - removed);
+	if (counted >= 0)
+		atomic_store(&p->queued, counted);
+	else
+		atomic_fetch_add(&p->queued, (long long)inserted - removed);
 	update_pause(p);
+	update_gauges(ps, inserted, evicted);
 	if (evicted) {
 		metrics_dead_letters_evicted((uint64_t)evicted);
 		log_warn("store", "evicted %lld oldest dead letter(s) beyond --max_dead %lld",

@@ -84,6 +84,49 @@ void pipeline_notify(struct pipeline *p)
 	(void)n; /* a saturated counter still wakes the waiter */
 }
 
+void stage_set_fatal(struct pipeline *p, const char *reason)
+{
+	pthread_mutex_lock(&p->state_lock);
+	if (!atomic_load(&p->fatal))
+		snprintf(p->fatal_msg, sizeof(p->fatal_msg), "database corrupted: %s", reason);
+	atomic_store(&p->fatal, 1);
+	pthread_mutex_unlock(&p->state_lock);
+	pipeline_notify(p);
+}
+
+void stage_publish_gauges(struct pipeline *p)
+{
+	for (int k = 0; k < METRIC_KIND_COUNT; k++) {
+		int64_t rows = atomic_load(&p->gauge_rows[k]);
+		metrics_set_queue_rows((enum store_kind)k, rows > 0 ? rows : 0);
+	}
+	int64_t retrying = atomic_load(&p->gauge_retrying);
+	int64_t dead = atomic_load(&p->gauge_dead);
+	metrics_set_retrying_rows(retrying > 0 ? retrying : 0);
+	metrics_set_dead_rows(dead > 0 ? dead : 0);
+}
+
+int64_t pipeline_gauge_generation(const struct pipeline *p)
+{
+	return atomic_load(&p->gauge_gen);
+}
+
+bool pipeline_recount(struct pipeline *p, const struct store_stats *s, int64_t generation)
+{
+	/* A commit between the caller's read and now is already in the gauges but maybe not in
+	 * s: keep the gauges then, the next recount takes over. generation -1 resets anyway
+	 * (off by at most that commit until the next recount). */
+	if (generation >= 0 && atomic_load(&p->gauge_gen) != generation)
+		return false;
+	atomic_store(&p->gauge_rows[STORE_KIND_EVENT], s->queued_event);
+	atomic_store(&p->gauge_rows[STORE_KIND_HEARTBEAT], s->queued_heartbeat);
+	atomic_store(&p->gauge_rows[STORE_KIND_POLICY], s->queued_policy);
+	atomic_store(&p->gauge_retrying, s->retrying);
+	atomic_store(&p->gauge_dead, s->dead);
+	stage_publish_gauges(p);
+	return true;
+}
+
 /* ---- intake ------------------------------------------------------------------------------ */
 
 static const struct normalize_rules *rules_for(const struct pipeline *p, enum source s)
@@ -265,11 +308,12 @@ struct pipeline *pipeline_create(const struct config *cfg, struct store *writer,
 			goto fail;
 		ilert_client_set_abort(f->client, &p->abandon);
 	}
-	int64_t queued = 0;
-	if (store_items_count(writer, &queued) != 0)
+	struct store_stats stats;
+	if (store_stats_read(writer, &stats) != 0)
 		goto fail;
-	atomic_store(&p->queued, queued);
-	atomic_store(&p->paused, queued >= cfg->max_queue);
+	atomic_store(&p->queued, stats.queued);
+	atomic_store(&p->paused, stats.queued >= cfg->max_queue);
+	pipeline_recount(p, &stats, 0);
 	return p;
 fail:
 	pipeline_destroy(p);

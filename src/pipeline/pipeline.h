@@ -12,6 +12,7 @@
 #include "core/intake.h"
 #include "core/message.h"
 #include "store/db.h"
+#include "store/queue.h"
 
 struct pipeline;
 
@@ -42,6 +43,12 @@ double pipeline_dispatch_fill(const struct pipeline *p);
 /* True once the pipeline hit unrecoverable database corruption; reason copied into msg. The
  * daemon then runs the shutdown and exits 1. */
 bool pipeline_fatal(const struct pipeline *p, char *msg, size_t msg_size);
+/* The queue gauges (§19) are maintained by persist and re-counted by the daemon: read
+ * pipeline_gauge_generation(), then the counts s on another connection, then
+ * pipeline_recount() resets the gauges to s unless a commit changed them meanwhile (false:
+ * try again later; generation -1 resets them anyway). */
+int64_t pipeline_gauge_generation(const struct pipeline *p);
+bool pipeline_recount(struct pipeline *p, const struct store_stats *s, int64_t generation);
 /* True when nothing is queued, in memory or in flight (drain mode, §20.2). */
 bool pipeline_idle(const struct pipeline *p);
 /* Any thread: makes pipeline_wait_event return (e.g. a signal arrived). */

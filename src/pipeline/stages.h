@@ -108,6 +108,12 @@ struct pipeline {
 	char store_error[400];
 	char fatal_msg[400];
 
+	/* Queue gauges (§19) kept in memory by persist between the daemon's recounts. */
+	atomic_llong gauge_rows[METRIC_KIND_COUNT];
+	atomic_llong gauge_retrying;
+	atomic_llong gauge_dead;
+	atomic_llong gauge_gen; /* bumped by every commit that changed them */
+
 	/* State published by dispatch. */
 	atomic_int in_memory; /* items buffered or in flight */
 	atomic_int buffered;
@@ -118,6 +124,11 @@ struct pipeline {
 
 /* Wakes whoever waits in pipeline_wait_event. Any thread. */
 void pipeline_notify(struct pipeline *p);
+/* The database is corrupted (§16.1): records "database corrupted: <reason>" (the first reason
+ * wins) and wakes the daemon, which then shuts down and exits 1. Any thread. */
+void stage_set_fatal(struct pipeline *p, const char *reason);
+/* Publishes the gauges above as metrics. Any thread. */
+void stage_publish_gauges(struct pipeline *p);
 
 void *persist_main(void *arg);
 void *dispatch_main(void *arg);

@@ -153,11 +153,67 @@ static void test_store_error_then_recovery(void **state)
 	free(dir);
 }
 
+/* §15: rows `ilagent queue retry` puts back while the daemon runs count toward --max_queue:
+ * the next commit sees them and pauses intake, and /ready reports the real row count. */
+static void test_requeued_rows_count_toward_limit(void **state)
+{
+	(void)state;
+	char *dir = test_mkdtemp();
+	struct fake_ilert *fake = fake_ilert_start();
+	struct fake_reply bad = { .status = 400, .body = "{}" };
+	fake_ilert_set_default(fake, &bad);
+	struct test_daemon d;
+	const char *const extra[] = { "--max_queue", "5", "--dedup_window", "0", NULL };
+	assert_true(daemon_start(&d, dir, fake_ilert_url(fake), true, extra, NULL));
+	struct http_reply r;
+	for (int i = 0; i < 5; i++) {
+		char body[128];
+		snprintf(body, sizeof(body),
+			 "{\"integrationKey\":\"ik%d\",\"eventType\":\"ALERT\",\"summary\":\"s\"}", i);
+		http_post_json(d.base, "/api/events", body, &r);
+		assert_int_equal(r.status, 200);
+		http_reply_free(&r);
+	}
+	int64_t deadline = clock_mono_ms() + 10000;
+	while (db_query_int(d.db, "SELECT COUNT(*) FROM dead_letters") != 5 && clock_mono_ms() < deadline)
+		usleep(20000);
+	assert_int_equal(db_query_int(d.db, "SELECT COUNT(*) FROM dead_letters"), 5);
+
+	/* ilert is down for a minute; the operator re-queues the dead letters. */
+	struct fake_reply down = { .status = 503, .body = "{}", .retry_after = "60" };
+	fake_ilert_set_default(fake, &down);
+	const char *const retry[] = { "queue", "retry", "--all", "-f", d.db, NULL };
+	struct proc_result pr;
+	assert_int_equal(proc_run_ilagent(retry, NULL, 20000, &pr), 0);
+	assert_int_equal(pr.exit_code, 0);
+	proc_result_free(&pr);
+	assert_int_equal(db_query_int(d.db, "SELECT COUNT(*) FROM event_items"), 5);
+
+	/* Admitted before the daemon could know: committed. Then the queue is full. */
+	http_post_json(d.base, "/api/events", event_json, &r);
+	assert_int_equal(r.status, 200);
+	http_reply_free(&r);
+	http_post_json(d.base, "/api/events", event_json, &r);
+	assert_int_equal(r.status, 503);
+	assert_string_equal(r.body, "{\"error\":\"Queue is full, retry later.\"}");
+	http_reply_free(&r);
+	char *ready = wait_status(&d, "/ready", 503, 3000);
+	assert_string_equal(ready, "{\"component\":\"queue\",\"queued\":6,\"max_queue\":5,\"error\":\"queue full\"}");
+	free(ready);
+	assert_int_equal(db_query_int(d.db, "SELECT COUNT(*) FROM event_items"), 6);
+	assert_int_equal(daemon_stop(&d, SIGTERM, 15000), 0);
+	daemon_cleanup(&d);
+	fake_ilert_stop(fake);
+	test_rmtree(dir);
+	free(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_queue_full_pauses_and_resumes),
 		cmocka_unit_test(test_store_error_then_recovery),
+		cmocka_unit_test(test_requeued_rows_count_toward_limit),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

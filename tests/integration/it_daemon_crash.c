@@ -8,6 +8,7 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <sqlite3.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -125,10 +126,67 @@ static void test_kill9_under_load(void **state)
 	free(dir);
 }
 
+/* §16.1, §22: the database file is corrupted under a running daemon that is not writing
+ * (its only delivery hangs at ilert). The periodic read of the queue notices; the daemon shuts
+ * down and exits 1 with the error line. */
+static void test_corruption_found_by_reads(void **state)
+{
+	(void)state;
+	char *dir = test_mkdtemp();
+	struct fake_ilert *fake = fake_ilert_start();
+	struct fake_reply hang = { .status = 202, .delay_ms = 30000 };
+	fake_ilert_set_default(fake, &hang);
+	struct test_daemon d;
+	const char *const extra[] = { "--forwarders", "1", "--shutdown_timeout", "1", NULL };
+	assert_true(daemon_start(&d, dir, fake_ilert_url(fake), true, extra, NULL));
+	char body[600];
+	for (int i = 0; i < 30; i++) {
+		snprintf(body, sizeof(body),
+			 "{\"integrationKey\":\"ik%d\",\"eventType\":\"ALERT\",\"summary\":\"%0300d\"}",
+			 i, i);
+		struct http_reply r;
+		http_post_json(d.base, "/api/events", body, &r);
+		assert_int_equal(r.status, 200);
+		http_reply_free(&r);
+	}
+	assert_true(fake_ilert_wait_count(fake, 1, 5000) >= 1);
+
+	/* Move everything into the main file, then overwrite every page after the first. */
+	sqlite3 *db;
+	assert_int_equal(sqlite3_open(d.db, &db), SQLITE_OK);
+	sqlite3_busy_timeout(db, 5000);
+	assert_int_equal(sqlite3_exec(db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	FILE *fp = fopen(d.db, "r+b");
+	assert_non_null(fp);
+	assert_int_equal(fseek(fp, 0, SEEK_END), 0);
+	long size = ftell(fp);
+	assert_true(size > 8192);
+	assert_int_equal(fseek(fp, 4096, SEEK_SET), 0);
+	for (long i = 4096; i < size; i++)
+		fputc(0xA5, fp);
+	fclose(fp);
+
+	int code = -2;
+	assert_true(proc_bg_wait(d.proc, 15000, &code));
+	assert_int_equal(code, 1);
+	char *log = daemon_log(&d);
+	const char *last = log;
+	for (const char *p = strchr(log, '\n'); p && p[1]; p = strchr(p + 1, '\n'))
+		last = p + 1;
+	assert_true(strncmp(last, "ilagent: error: database corrupted: ", 36) == 0);
+	free(log);
+	daemon_cleanup(&d);
+	fake_ilert_stop(fake);
+	test_rmtree(dir);
+	free(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_kill9_under_load),
+		cmocka_unit_test(test_corruption_found_by_reads),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

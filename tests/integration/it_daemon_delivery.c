@@ -305,6 +305,59 @@ static void test_missing_consumer_reported(void **state)
 	free(log);
 }
 
+/* The value of one metric line ("name{labels} value") in the /metrics text, -1 when absent. */
+static long long metric_value(const struct daemon_fixture *f, const char *series)
+{
+	char url[128];
+	snprintf(url, sizeof(url), "%s/metrics", f->d.base);
+	struct http_reply r;
+	http_request("GET", url, NULL, NULL, 0, NULL, 5000, &r);
+	long long v = -1;
+	size_t n = strlen(series);
+	for (const char *line = r.body; line && *line;) {
+		if (strncmp(line, series, n) == 0 && line[n] == ' ') {
+			v = atoll(line + n + 1);
+			break;
+		}
+		line = strchr(line, '\n');
+		line = line ? line + 1 : NULL;
+	}
+	http_reply_free(&r);
+	return v;
+}
+
+/* §19: queue gauges follow commits and outcomes at once; the 10 s recount from the database
+ * only corrects them. All checks run within the first recount interval. */
+static void test_queue_gauges_follow_commits(void **state)
+{
+	struct daemon_fixture *f = *state;
+	struct fake_reply bad = { .status = 400, .body = "{}" };
+	fake_ilert_set_default(f->fake, &bad);
+	assert_true(daemon_start(&f->d, f->dir, fake_ilert_url(f->fake), true, NULL, NULL));
+	int64_t t0 = clock_mono_ms();
+	post_ok(f, "{\"integrationKey\":\"ik1\",\"eventType\":\"ALERT\",\"summary\":\"dead\"}");
+	assert_true(wait_queued(f, 0, 3000));
+	assert_int_equal(metric_value(f, "ilagent_dead_letter_rows"), 1);
+	assert_int_equal(metric_value(f, "ilagent_queue_rows{kind=\"event\"}"), 0);
+
+	struct fake_reply busy = { .status = 503, .body = "{}", .retry_after = "60" };
+	fake_ilert_set_default(f->fake, &busy);
+	post_ok(f, "{\"integrationKey\":\"ik2\",\"eventType\":\"ALERT\",\"summary\":\"a\"}");
+	post_ok(f, "{\"integrationKey\":\"ik3\",\"eventType\":\"ALERT\",\"summary\":\"b\"}");
+	int64_t deadline = clock_mono_ms() + 3000;
+	while (db_query_int(f->d.db, "SELECT COUNT(*) FROM event_items WHERE attempts = 1") != 1 &&
+	       clock_mono_ms() < deadline)
+		usleep(20000);
+	/* the host is braked for the Retry-After: only the first was tried */
+	assert_int_equal(db_query_int(f->d.db, "SELECT COUNT(*) FROM event_items WHERE attempts = 1"), 1);
+	assert_int_equal(metric_value(f, "ilagent_queue_rows{kind=\"event\"}"), 2);
+	assert_int_equal(metric_value(f, "ilagent_queue_retrying_rows"), 1);
+	assert_int_equal(metric_value(f, "ilagent_dead_letter_rows"), 1);
+	assert_true(metric_value(f, "ilagent_queue_oldest_age_seconds") >= 0);
+	assert_true(clock_mono_ms() - t0 < 9000);
+	assert_int_equal(daemon_stop(&f->d, SIGTERM, 15000), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -317,6 +370,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_lock_and_bind_failures, daemon_fixture_setup, daemon_fixture_teardown),
 		cmocka_unit_test_setup_teardown(test_pinger, daemon_fixture_setup, daemon_fixture_teardown),
 		cmocka_unit_test_setup_teardown(test_missing_consumer_reported, daemon_fixture_setup, daemon_fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_queue_gauges_follow_commits, daemon_fixture_setup, daemon_fixture_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
