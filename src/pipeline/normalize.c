@@ -137,6 +137,7 @@ struct scan {
 	int event_depth;  /* depth of the event objects: 1 for a single body, 2 for a batch */
 	struct event_dups *dups; /* one per event, indexed by array position */
 	size_t dup_cap;
+	long deep_event; /* batch: first element nesting deeper than max_depth, -1 when none */
 };
 
 /* Decodes a member name that contains escapes into out; false when it is not plain ASCII
@@ -217,7 +218,8 @@ static void scan_note_key(struct scan *sc, size_t event, uint16_t *seen, const c
 	d->mask |= bit;
 }
 
-/* False when the document nests deeper than sc->max_depth. */
+/* False when a single document nests deeper than sc->max_depth. In a batch only the element
+ * that does is noted (sc->deep_event), so that earlier elements are judged first (§10.6). */
 static bool scan_body(const char *s, size_t len, struct scan *sc)
 {
 	int depth = 0;
@@ -226,14 +228,19 @@ static bool scan_body(const char *s, size_t len, struct scan *sc)
 	bool expect_key = false;
 	for (size_t i = 0; i < sc->dup_cap; i++)
 		sc->dups[i] = (struct event_dups){ WK_NONE, 0 };
+	sc->deep_event = -1;
 	size_t i = 0;
 	while (i < len) {
 		char c = s[i++];
 		switch (c) {
 		case '{':
 		case '[':
-			if (++depth > sc->max_depth)
-				return false;
+			if (++depth > sc->max_depth) {
+				if (sc->event_depth == 1)
+					return false;
+				if (sc->deep_event < 0)
+					sc->deep_event = (long)event;
+			}
 			if (depth == sc->event_depth) {
 				seen = 0;
 				expect_key = c == '{';
@@ -675,7 +682,7 @@ static void items_free(struct pending_item *items, size_t n)
 	free(items);
 }
 
-static int http_batch_elements(json_t *root, const struct event_dups *dups, bool want_dedup,
+static int http_batch_elements(json_t *root, const struct scan *sc, bool want_dedup,
 			       struct pending_item **items, size_t *count, char **error,
 			       int *index)
 {
@@ -685,8 +692,14 @@ static int http_batch_elements(json_t *root, const struct event_dups *dups, bool
 		return ILA_ERR_NOMEM;
 	for (size_t i = 0; i < n; i++) {
 		char *why = NULL;
-		int rc = http_event_object(json_array_get(root, i), &dups[i], want_dedup, &out[i],
-					   NULL, &why);
+		int rc;
+		if ((long)i == sc->deep_event) {
+			why = too_deep_error(JSON_MAX_DEPTH);
+			rc = why ? ILA_ERR_INVALID : ILA_ERR_NOMEM;
+		} else {
+			rc = http_event_object(json_array_get(root, i), &sc->dups[i], want_dedup,
+					       &out[i], NULL, &why);
+		}
 		if (rc) {
 			items_free(out, i);
 			if (rc == ILA_ERR_INVALID) {
@@ -718,12 +731,8 @@ static int http_batch(const char *body, size_t len, bool want_dedup, struct pend
 	struct scan sc = { .max_depth = JSON_MAX_DEPTH + 1, .event_depth = 2, .dups = dups,
 			   .dup_cap = BATCH_MAX_EVENTS };
 	int rc = ILA_ERR_INVALID;
-	json_t *root = NULL;
-	if (!scan_body(body, len, &sc)) {
-		*error = too_deep_error(JSON_MAX_DEPTH);
-		goto out;
-	}
-	root = parse_document(body, len, error);
+	(void)scan_body(body, len, &sc); /* a batch is never refused as a whole for depth */
+	json_t *root = parse_document(body, len, error);
 	if (!root)
 		goto out;
 	if (!json_is_array(root)) {
@@ -734,7 +743,7 @@ static int http_batch(const char *body, size_t len, bool want_dedup, struct pend
 		*error = textf("Batch must not contain more than %d events.", BATCH_MAX_EVENTS);
 		goto out;
 	}
-	rc = http_batch_elements(root, dups, want_dedup, items, count, error, index);
+	rc = http_batch_elements(root, &sc, want_dedup, items, count, error, index);
 out:
 	if (rc == ILA_ERR_INVALID && !*error)
 		rc = ILA_ERR_NOMEM;

@@ -7,8 +7,9 @@
  * Choices libmicrohttpd 0.9.75 forces or suggests:
  * * A response cannot be queued while the body is being received. A body that turns out to
  *   be too large while arriving (no Content-Length) is therefore discarded unstored until it
- *   ends and then answered 413; beyond DISCARD_MAX_BYTES more the connection is closed
- *   without an answer, so a client cannot keep a server thread busy reading forever.
+ *   ends and then answered 413; beyond DISCARD_MAX_BYTES more the 413 is written to the
+ *   socket directly and the connection closed, so a client cannot keep a server thread busy
+ *   reading forever and still learns why.
  * * The listening socket is opened here so that a bind failure can name its reason.
  * * The URL is not unescaped by the server (identity unescape callback): the heartbeat key
  *   is one raw path segment, percent-decoded here, so "%2F" stays inside the key.
@@ -34,6 +35,7 @@
 #include <jansson.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -342,6 +344,20 @@ static void access_log(const struct request *r, unsigned status)
 		 ms);
 }
 
+/* Counts and logs the answer with status. */
+static void answered(struct request *r, unsigned status)
+{
+	r->phase = PHASE_ANSWERED;
+	metrics_http_request(routes[r->route].metric, (int)status);
+	if (r->offered) {
+		size_t n = 1;
+		if (r->route == ROUTE_BATCH && status == MHD_HTTP_OK)
+			n = r->ticket.accepted;
+		metrics_received(SOURCE_HTTP, n);
+	}
+	access_log(r, status);
+}
+
 static enum MHD_Result respond(struct request *r, unsigned status, const char *content_type,
 			       const char *body, size_t len, const struct header *headers,
 			       size_t header_count)
@@ -356,15 +372,7 @@ static enum MHD_Result respond(struct request *r, unsigned status, const char *c
 		MHD_add_response_header(resp, headers[i].name, headers[i].value);
 	enum MHD_Result ok = MHD_queue_response(r->conn, status, resp);
 	MHD_destroy_response(resp);
-	r->phase = PHASE_ANSWERED;
-	metrics_http_request(routes[r->route].metric, (int)status);
-	if (r->offered) {
-		size_t n = 1;
-		if (r->route == ROUTE_BATCH && status == MHD_HTTP_OK)
-			n = r->ticket.accepted;
-		metrics_received(SOURCE_HTTP, n);
-	}
-	access_log(r, status);
+	answered(r, status);
 	return ok;
 }
 
@@ -413,6 +421,71 @@ static enum MHD_Result respond_queue_full(struct request *r)
 {
 	return respond_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "Queue is full, retry later.", -1,
 			     QUEUE_FULL_RETRY_AFTER, MR_QUEUE_FULL);
+}
+
+/* Writes all of data to the connection's socket, giving up when it would block: the answer
+ * is a few hundred bytes into a send buffer that holds nothing else at this point. */
+static void write_socket(int fd, const char *data, size_t len)
+{
+	while (len) {
+		ssize_t n = send(fd, data, len, MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return;
+		data += n;
+		len -= (size_t)n;
+	}
+}
+
+/* Reads what the client has already sent and nobody will read, so that closing the socket
+ * sends a FIN after the answer rather than a reset, which some clients report instead of the
+ * answer. */
+static void drain_socket(int fd)
+{
+	char buf[4096];
+	for (int i = 0; i < 256; i++) {
+		ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return;
+	}
+}
+
+/* A body found too large while it arrives: libmicrohttpd queues an answer only before the
+ * body or after its end, so the 413 is written to the socket here, the rest of the body is
+ * not read, and returning MHD_NO makes the server close the connection. */
+static enum MHD_Result answer_too_large_now(struct request *r)
+{
+	if (r->offered)
+		metrics_rejected(SOURCE_HTTP, MR_TOO_LARGE, 1);
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+	char *body = error_json("Payload too large.", -1);
+	if (ci && body) {
+		char date[64];
+		time_t now = time(NULL);
+		struct tm tm;
+		strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S GMT", gmtime_r(&now, &tm));
+		struct tbuf b;
+		tbuf_init(&b);
+		tbuf_printf(&b,
+			    "HTTP/1.1 413 Content Too Large\r\nDate: %s\r\nConnection: close\r\n"
+			    "Content-Type: " JSON_TYPE "\r\nContent-Length: %zu\r\n\r\n%s",
+			    date, strlen(body), body);
+		int fd = ci->connect_fd, one = 1, zero = 0;
+		/* An answer held back by a cork would be discarded by the close. */
+		setsockopt(fd, IPPROTO_TCP, TCP_CORK, &zero, sizeof(zero));
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		if (!b.oom)
+			write_socket(fd, tbuf_cstr(&b), b.len);
+		tbuf_free(&b);
+		drain_socket(fd);
+	}
+	free(body);
+	answered(r, MHD_HTTP_CONTENT_TOO_LARGE);
+	return MHD_NO;
 }
 
 static enum MHD_Result respond_internal_error(struct request *r)
@@ -903,7 +976,7 @@ static enum MHD_Result on_body(struct request *r, const char *data, size_t size)
 		return MHD_YES; /* a body on a GET route is ignored */
 	if (r->too_large) {
 		r->discarded += size;
-		return r->discarded > DISCARD_MAX_BYTES ? MHD_NO : MHD_YES;
+		return r->discarded > DISCARD_MAX_BYTES ? answer_too_large_now(r) : MHD_YES;
 	}
 	if (size > r->limit - r->body.len) {
 		r->too_large = true;

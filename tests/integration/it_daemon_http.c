@@ -1,8 +1,8 @@
 /* The daemon's HTTP interface through the built binary (SPEC §9, §10, §15, §18, §19, §20.3,
  * §5): every rejection row of POST /api/events and /api/events/batch with its exact answer and
- * nothing stored or sent, body limits, routing, methods, HEAD, authentication, dedup, the
- * heartbeat proxy, /metrics (checked by promtool), the answers while draining at shutdown and
- * the JSON log format. */
+ * nothing stored or sent, body limits, the queue-full answers, routing, methods, HEAD,
+ * authentication, dedup, the heartbeat proxy, /metrics (checked by promtool), the answers
+ * while draining at shutdown and the JSON log format. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -532,6 +532,15 @@ static void test_batch_commits_in_order(void **state)
 	free(batch);
 	free(deep);
 	assert_int_equal(queued(f), 4);
+	/* A deeper element is the invalid element: named by its index, nothing stored. */
+	deep = event_with_depth(65);
+	batch = malloc(strlen(deep) + strlen(VALID) + 4);
+	sprintf(batch, "[%s,%s]", VALID, deep);
+	expect(f, "POST", BATCH, JSON_TYPE, batch, NULL, 400, JSON_TYPE,
+	       "{\"error\":\"Event at index 1: Invalid JSON: nesting depth exceeds 64\",\"index\":1}");
+	free(batch);
+	free(deep);
+	assert_int_equal(queued(f), 4);
 	assert_int_equal(db_query_int(f->d.db, "SELECT MAX(seq) = (SELECT seq FROM event_items "
 					       "WHERE summary='deep') FROM event_items"),
 			 1);
@@ -602,6 +611,66 @@ static char *raw_exchange(int port, const char *data, int timeout_ms)
 	return tbuf_take(&b);
 }
 
+/* Reads an HTTP answer from fd until the connection closes or the announced body has
+ * arrived (heap, NULL when nothing came). */
+static char *read_answer(int fd)
+{
+	struct tbuf b;
+	tbuf_init(&b);
+	char buf[4096];
+	for (;;) {
+		ssize_t n = recv(fd, buf, sizeof(buf), 0);
+		if (n <= 0)
+			break;
+		tbuf_append(&b, buf, (size_t)n);
+		const char *s = tbuf_cstr(&b);
+		const char *end = strstr(s, "\r\n\r\n");
+		const char *cl = strstr(s, "\r\nContent-Length:");
+		if (end && cl && cl < end && strlen(end + 4) >= strtoul(cl + 17, NULL, 10))
+			break;
+	}
+	if (b.len == 0) {
+		tbuf_free(&b);
+		return NULL;
+	}
+	return tbuf_take(&b);
+}
+
+/* Sends a chunked POST body of total bytes (64 KiB chunks) the way a client does that reads
+ * nothing before it has sent everything, stopping only when the server refuses more; then
+ * reads the answer (heap, NULL when nothing came). */
+static char *raw_chunked_post(int port, const char *path, size_t total)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+	inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+	struct timeval tv = { .tv_sec = 5 };
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+		close(fd);
+		return NULL;
+	}
+	struct tbuf head;
+	tbuf_init(&head);
+	tbuf_printf(&head, "POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+			   "Transfer-Encoding: chunked\r\n\r\n", path);
+	bool ok = send(fd, tbuf_cstr(&head), head.len, MSG_NOSIGNAL) == (ssize_t)head.len;
+	tbuf_free(&head);
+	static char chunk[8 + 65536 + 2];
+	int n = snprintf(chunk, sizeof(chunk), "%x\r\n", 65536);
+	memset(chunk + n, ' ', 65536);
+	memcpy(chunk + n + 65536, "\r\n", 2);
+	size_t chunk_len = (size_t)n + 65536 + 2;
+	for (size_t sent = 0; ok && sent < total; sent += 65536)
+		ok = send(fd, chunk, chunk_len, MSG_NOSIGNAL) == (ssize_t)chunk_len;
+	if (ok)
+		send(fd, "0\r\n\r\n", 5, MSG_NOSIGNAL);
+	char *answer = read_answer(fd);
+	close(fd);
+	return answer;
+}
+
 static void test_body_limits(void **state)
 {
 	struct daemon_fixture *f = *state;
@@ -660,8 +729,76 @@ static void test_body_limits(void **state)
 	assert_int_equal(r.status, 200);
 	http_reply_free(&r);
 	free(at);
+	/* Far beyond the limit: answered 413 without reading the body to its end, both to a
+	 * client that reads while sending and to one that reads only after sending. */
+	over = event_of_size(3 * 1024 * 1024);
+	expect(f, "POST", BATCH, JSON_TYPE, over, chunked, 413, JSON_TYPE,
+	       "{\"error\":\"Payload too large.\"}");
+	free(over);
+	static const char *const paths[] = { EVENTS, BATCH };
+	for (int i = 0; i < 2; i++) {
+		answer = raw_chunked_post(f->d.port, paths[i], 8 * 1024 * 1024);
+		if (!answer || strncmp(answer, "HTTP/1.1 413 ", 13) != 0 ||
+		    !strstr(answer, "\r\nContent-Type: application/json\r\n") ||
+		    !strstr(answer, "\r\n\r\n{\"error\":\"Payload too large.\"}"))
+			fail_msg("chunked 8 MiB to %s answered:\n%s", paths[i],
+				 answer ? answer : "(nothing)");
+		free(answer);
+	}
 	expect_deliveries(f, 4);
-	assert_int_equal(metric(f, "ilagent_rejected_total{source=\"http\",reason=\"too_large\"}", NULL), 7);
+	assert_int_equal(metric(f, "ilagent_rejected_total{source=\"http\",reason=\"too_large\"}", NULL), 10);
+	assert_int_equal(metric(f, "ilagent_http_requests_total{route=\"/api/events\",code=\"413\"}", NULL), 6);
+	stop_ok(f);
+}
+
+/* ---- queue full (§10.3 step 3, §15) ------------------------------------------------------- */
+
+static void expect_queue_full(const struct daemon_fixture *f, const char *path, const char *body,
+			      const char *const headers[])
+{
+	struct http_reply r;
+	send_req(f, "POST", path, JSON_TYPE, body, headers, &r);
+	if (r.status != 503 || strcmp(r.body, "{\"error\":\"Queue is full, retry later.\"}") != 0)
+		fail_msg("POST %s while paused: answered %ld '%s'", path, r.status, r.body);
+	check_header(&r, "Content-Type", JSON_TYPE, path);
+	check_header(&r, "Retry-After", "5", path);
+	http_reply_free(&r);
+}
+
+/* ilert is down, so the queue fills: both event routes answer 503 + Retry-After: 5 before
+ * looking at the body (even an oversized or chunked one), the other routes keep working. */
+static void test_queue_full_answers(void **state)
+{
+	struct daemon_fixture *f = *state;
+	struct fake_reply down = { .status = 503, .body = "{}" };
+	fake_ilert_set_default(f->fake, &down);
+	const char *const extra[] = { "--max_queue", "3", "--dedup_window", "0", "--max_body",
+				      "100", NULL };
+	start(f, extra, NULL);
+	struct http_reply r;
+	int accepted = 0;
+	for (;;) {
+		send_req(f, "POST", EVENTS, JSON_TYPE, VALID, NULL, &r);
+		if (r.status != 200)
+			break;
+		http_reply_free(&r);
+		assert_true(++accepted <= 10);
+	}
+	http_reply_free(&r);
+	assert_true(accepted >= 3);
+	expect_queue_full(f, EVENTS, VALID, NULL);
+	expect_queue_full(f, BATCH, "[" VALID "]", NULL);
+	expect_queue_full(f, BATCH, "[]", NULL);
+	const char *const chunked[] = { "Transfer-Encoding: chunked", NULL };
+	expect_queue_full(f, EVENTS, VALID, chunked);
+	char *big = event_of_size(5000);
+	expect_queue_full(f, EVENTS, big, NULL);
+	free(big);
+	assert_int_equal(queued(f), accepted);
+	/* The other routes keep answering. */
+	expect(f, "GET", "/health", NULL, NULL, NULL, 204, NULL, "");
+	assert_int_equal(metric(f, "ilagent_rejected_total{source=\"http\",reason=\"queue_full\"}", NULL), 6);
+	assert_int_equal(metric(f, "ilagent_intake_paused", NULL), 1);
 	stop_ok(f);
 }
 
@@ -1310,6 +1447,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_batch_rejections, daemon_fixture_setup, daemon_fixture_teardown),
 		cmocka_unit_test_setup_teardown(test_batch_commits_in_order, daemon_fixture_setup, daemon_fixture_teardown),
 		cmocka_unit_test_setup_teardown(test_body_limits, daemon_fixture_setup, daemon_fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_queue_full_answers, daemon_fixture_setup, daemon_fixture_teardown),
 		cmocka_unit_test_setup_teardown(test_routes_and_methods, daemon_fixture_setup, daemon_fixture_teardown),
 		cmocka_unit_test_setup_teardown(test_auth_flag, daemon_fixture_setup, daemon_fixture_teardown),
 		cmocka_unit_test_setup_teardown(test_auth_env, daemon_fixture_setup, daemon_fixture_teardown),

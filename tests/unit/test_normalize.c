@@ -681,8 +681,23 @@ static void test_batch_depth(void **state)
 	assert_int_equal(count, 1);
 	items_free(items, count);
 	free(ok);
+	/* A deeper element is the invalid element, named by its index (§10.6). */
 	char *deep = nested("[{" HDR ",\"customDetails\":", 64, "}]");
-	expect_batch_error(deep, "Invalid JSON: nesting depth exceeds 64", -1);
+	expect_batch_error(deep, "Event at index 0: Invalid JSON: nesting depth exceeds 64", 0);
+	free(deep);
+	deep = nested("[{" HDR "},{" HDR ",\"customDetails\":", 64, "},{" HDR "}]");
+	expect_batch_error(deep, "Event at index 1: Invalid JSON: nesting depth exceeds 64", 1);
+	free(deep);
+	deep = nested("[{" HDR "},{" HDR ",\"customDetails\":", 64, "},{" HDR ",\"details\":{}}]");
+	expect_batch_error(deep, "Event at index 1: Invalid JSON: nesting depth exceeds 64", 1);
+	free(deep);
+	/* The first invalid element wins, also before a deeper one. */
+	deep = nested("[{\"integrationKey\":\"k\"},{" HDR ",\"customDetails\":", 64, "}]");
+	expect_batch_error(deep, "Event at index 0: Missing field 'eventType'.", 0);
+	free(deep);
+	/* Not an array: that is said first, however deep. */
+	deep = nested("{" HDR ",\"customDetails\":", 70, "}");
+	expect_batch_error(deep, "Request body must be a JSON array.", -1);
 	free(deep);
 }
 
