@@ -111,8 +111,13 @@ static void mask_secrets(struct tbuf *out, const char *msg)
 	}
 }
 
-static void json_string(struct tbuf *b, const char *s)
+static void json_string(struct tbuf *b, const char *raw)
 {
+	/* A line must stay valid JSON whatever bytes a peer sent (a request path, a topic):
+	 * bytes that are not UTF-8 become U+FFFD. */
+	size_t len = strlen(raw);
+	char *clean = text_utf8_valid(raw, len) ? NULL : text_utf8_sanitize(raw, len, len * 3 + 1);
+	const char *s = clean ? clean : raw;
 	tbuf_putc(b, '"');
 	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
 		switch (*p) {
@@ -129,6 +134,7 @@ static void json_string(struct tbuf *b, const char *s)
 		}
 	}
 	tbuf_putc(b, '"');
+	free(clean);
 }
 
 static void json_ctx_key(struct tbuf *b, const char *key, const char *value)

@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -157,6 +158,37 @@ static void test_full_event_202(void **state)
 			    "\"links\":[{\"href\":\"https://link.example/p\",\"text\":\"Provided Url\"}],"
 			    "\"customDetails\":null}");
 	fake_request_free(r);
+	proc_result_free(&res);
+}
+
+/* §5: with --log_format json every stderr line is one JSON object, even when ilert answers
+ * with header bytes that are not UTF-8 (they are logged as U+FFFD). */
+static void test_json_log_lines_stay_valid_json(void **state)
+{
+	struct ctx *c = *state;
+	struct fake_reply ok = { .status = 202, .body = "{}",
+				 .headers = "correlation-id: corr-\xff\xfe-1\r\n" };
+	fake_ilert_push(c->fake, &ok);
+	const char *args[] = { "-k", "k1", "-t", "ALERT", "-s", "s", "--log_format", "json",
+			       "-vv", NULL };
+	struct proc_result res;
+	run_event(c, args, NULL, true, &res);
+	assert_int_equal(res.exit_code, 0);
+	int lines = 0;
+	bool seen = false;
+	for (char *line = strtok(res.err, "\n"); line; line = strtok(NULL, "\n")) {
+		json_error_t jerr;
+		json_t *obj = json_loads(line, 0, &jerr);
+		if (!json_is_object(obj))
+			fail_msg("not a JSON object: %s (%s)", line, jerr.text);
+		const char *msg = json_string_value(json_object_get(obj, "msg"));
+		if (msg && strstr(msg, "correlation-id: corr-\xef\xbf\xbd\xef\xbf\xbd-1"))
+			seen = true;
+		json_decref(obj);
+		lines++;
+	}
+	assert_true(lines >= 1);
+	assert_true(seen);
 	proc_result_free(&res);
 }
 
@@ -388,6 +420,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_full_event_202, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_json_log_lines_stay_valid_json, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_minimal_event_200, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_integration_key_from_env, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_4xx_exit_1_with_excerpt, setup, teardown),

@@ -89,6 +89,21 @@ static void test_json_format(void **state)
 	log_setup(LOG_LVL_WARN, false);
 }
 
+/* §5: every JSON line is one valid object, also when a peer sent bytes that are not UTF-8. */
+static void test_json_invalid_utf8_replaced(void **state)
+{
+	start_capture(state);
+	log_setup(LOG_LVL_INFO, true);
+	struct log_ctx ctx = { .topic = "t/\xc3" };
+	log_msg_ctx(LOG_LVL_INFO, "http", &ctx, "GET /api/\xff\xfe 404 caf\xc3\xa9");
+	char *out = end_capture();
+	assert_null(strchr(out, '\xff'));
+	assert_non_null(strstr(out, "\"msg\":\"GET /api/\xef\xbf\xbd\xef\xbf\xbd 404 caf\xc3\xa9\""));
+	assert_non_null(strstr(out, "\"topic\":\"t/\xef\xbf\xbd\"}\n"));
+	free(out);
+	log_setup(LOG_LVL_WARN, false);
+}
+
 static void test_masking(void **state)
 {
 	start_capture(state);
@@ -146,6 +161,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_text_format_and_levels), cmocka_unit_test(test_json_format),
+		cmocka_unit_test(test_json_invalid_utf8_replaced),
 		cmocka_unit_test(test_masking),                cmocka_unit_test(test_rate_limit),
 		cmocka_unit_test(test_fatal_line_is_plain),    cmocka_unit_test(test_level_parse),
 	};
