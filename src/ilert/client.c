@@ -603,8 +603,8 @@ static void log_request(const struct ilert_client *c, const struct ilert_request
 		return;
 	char *shown = ilert_client_url(c, req, true);
 	if (res->status)
-		log_debug(LOG_COMP, "%s %s -> HTTP %ld in %lld ms", method_name(req->method),
-			  shown ? shown : "?", res->status, (long long)res->duration_ms);
+		log_debug(LOG_COMP, "%s %s -> HTTP %ld in %.1f ms", method_name(req->method),
+			  shown ? shown : "?", res->status, res->duration_s * 1000.0);
 	else
 		log_debug(LOG_COMP, "%s %s -> %s", method_name(req->method), shown ? shown : "?",
 			  res->error);
@@ -645,9 +645,9 @@ int ilert_client_send(struct ilert_client *c, const struct ilert_request *req,
 	char errbuf[CURL_ERROR_SIZE] = "";
 
 	setup_transfer(c, req, url, &t, errbuf);
-	int64_t started = clock_mono_ms();
+	int64_t started = clock_mono_ns();
 	CURLcode code = curl_easy_perform(c->curl);
-	res->duration_ms = clock_mono_ms() - started;
+	res->duration_s = (double)(clock_mono_ns() - started) / 1e9;
 	long status = 0;
 	if (code == CURLE_OK)
 		curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &status);

@@ -69,7 +69,7 @@ struct ilert_result {
 	bool body_truncated;    /* the response body was longer than ILERT_BODY_LIMIT */
 	int64_t retry_after_ms; /* parsed Retry-After (capped); -1 when absent or invalid */
 	char *correlation_id;   /* the correlation-id response header, NULL when absent */
-	int64_t duration_ms;    /* wall time of the request */
+	double duration_s;      /* wall time of the request (sub-millisecond for the metrics) */
 };
 
 void ilert_result_init(struct ilert_result *res);

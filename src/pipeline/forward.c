@@ -371,7 +371,7 @@ static void keep_body(struct forward_result *res, const struct ilert_result *r)
 /* Bookkeeping of every response of an attempt, before its verdict. */
 static void note_request(struct forward_result *res, const struct ilert_result *r)
 {
-	res->duration_s += (double)r->duration_ms / 1000.0;
+	res->duration_s += r->duration_s;
 	if (r->status >= 200 && r->status <= 299)
 		res->host_ok = true;
 }
