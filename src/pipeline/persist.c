@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/clock.h"
@@ -17,6 +18,8 @@
 #define STORE_RETRY_MIN_MS 100
 #define STORE_RETRY_MAX_MS 5000
 #define MAX_OUTCOMES_PER_TXN 4096
+#define LINGER_BELOW_OUTCOMES 64
+#define LINGER_NS 1000000
 
 struct batch {
 	struct message **msgs;
@@ -48,6 +51,7 @@ struct persist {
 	 * again so that the pause of §15 follows what the table really holds. */
 	int64_t last_seq;
 	bool recount; /* the current transaction counts the queue before it commits */
+	bool lingered; /* the pending outcomes already waited once for company */
 	bool sync_full_now;  /* the connection's current synchronous setting */
 	int64_t retry_at_ms; /* mono ms of the next attempt after a failed commit, 0 = none */
 	int64_t retry_delay_ms;
@@ -449,6 +453,24 @@ static void discard_pending(struct persist *ps)
 	batch_reset(&ps->pending);
 }
 
+/* Deliveries report one by one. A transaction that only records a few outcomes waits once,
+ * for up to 1 ms, for more to arrive: nobody waits for such a commit, and every commit writes
+ * whole pages and wakes the dispatcher, so gathering them saves both (P2 in the README).
+ * Items to accept wait at most this one linger. */
+static bool linger_for_outcomes(struct persist *ps)
+{
+	const struct batch *b = &ps->pending;
+	if (b->msg_count || !b->outcome_count || b->outcome_count >= LINGER_BELOW_OUTCOMES ||
+	    ps->lingered) {
+		ps->lingered = false;
+		return false;
+	}
+	ps->lingered = true;
+	struct timespec ts = { 0, LINGER_NS };
+	nanosleep(&ts, NULL);
+	return true;
+}
+
 void *persist_main(void *arg)
 {
 	struct pipeline *p = arg;
@@ -468,6 +490,8 @@ void *persist_main(void *arg)
 		bool waiting_retry = ps.retry_at_ms && now < ps.retry_at_ms;
 		if (!waiting_retry)
 			gather(&ps);
+		if (!waiting_retry && linger_for_outcomes(&ps))
+			continue;
 		if ((ps.pending.msg_count || ps.pending.outcome_count) && !waiting_retry) {
 			run_transaction(&ps);
 			continue;
