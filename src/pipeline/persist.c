@@ -20,6 +20,7 @@
 #define MAX_OUTCOMES_PER_TXN 4096
 #define LINGER_BELOW_OUTCOMES 64
 #define LINGER_NS 1000000
+#define LINGER_AFTER_INTAKE_MS 100 /* no linger this soon after items were accepted */
 
 struct batch {
 	struct message **msgs;
@@ -52,6 +53,7 @@ struct persist {
 	int64_t last_seq;
 	bool recount; /* the current transaction counts the queue before it commits */
 	bool lingered; /* the pending outcomes already waited once for company */
+	int64_t last_intake_ms; /* mono ms of the last transaction with items to accept */
 	bool sync_full_now;  /* the connection's current synchronous setting */
 	int64_t retry_at_ms; /* mono ms of the next attempt after a failed commit, 0 = none */
 	int64_t retry_delay_ms;
@@ -364,6 +366,8 @@ static void run_transaction(struct persist *ps)
 	int64_t now_ms = clock_now_ms();
 	size_t inserted = 0;
 	memset(ps->duplicates, 0, sizeof(ps->duplicates));
+	if (b->msg_count)
+		ps->last_intake_ms = clock_mono_ms();
 	int64_t removed = 0, evicted = 0;
 
 	/* A transaction that only records delivery outcomes acknowledges nothing: losing it to a
@@ -453,15 +457,16 @@ static void discard_pending(struct persist *ps)
 	batch_reset(&ps->pending);
 }
 
-/* Deliveries report one by one. A transaction that only records a few outcomes waits once,
- * for up to 1 ms, for more to arrive: nobody waits for such a commit, and every commit writes
- * whole pages and wakes the dispatcher, so gathering them saves both (P2 in the README).
- * Items to accept wait at most this one linger. */
-static bool linger_for_outcomes(struct persist *ps)
+/* Deliveries report one by one. While no items are being accepted, a transaction that only
+ * records a few outcomes waits once, for up to 1 ms, for more to arrive: nobody waits for such
+ * a commit, and every commit writes whole pages and wakes the dispatcher, so gathering them
+ * saves both (P2 in the README). While sources deliver items it never waits, so that no
+ * acknowledgement is held back for the sake of delivery throughput. */
+static bool linger_for_outcomes(struct persist *ps, int64_t now_ms)
 {
 	const struct batch *b = &ps->pending;
 	if (b->msg_count || !b->outcome_count || b->outcome_count >= LINGER_BELOW_OUTCOMES ||
-	    ps->lingered) {
+	    ps->lingered || now_ms - ps->last_intake_ms < LINGER_AFTER_INTAKE_MS) {
 		ps->lingered = false;
 		return false;
 	}
@@ -490,7 +495,7 @@ void *persist_main(void *arg)
 		bool waiting_retry = ps.retry_at_ms && now < ps.retry_at_ms;
 		if (!waiting_retry)
 			gather(&ps);
-		if (!waiting_retry && linger_for_outcomes(&ps))
+		if (!waiting_retry && linger_for_outcomes(&ps, now))
 			continue;
 		if ((ps.pending.msg_count || ps.pending.outcome_count) && !waiting_retry) {
 			run_transaction(&ps);
