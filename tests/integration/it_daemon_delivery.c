@@ -343,13 +343,16 @@ static void test_queue_gauges_follow_commits(void **state)
 	struct fake_reply busy = { .status = 503, .body = "{}", .retry_after = "60" };
 	fake_ilert_set_default(f->fake, &busy);
 	post_ok(f, "{\"integrationKey\":\"ik2\",\"eventType\":\"ALERT\",\"summary\":\"a\"}");
-	post_ok(f, "{\"integrationKey\":\"ik3\",\"eventType\":\"ALERT\",\"summary\":\"b\"}");
 	int64_t deadline = clock_mono_ms() + 3000;
 	while (db_query_int(f->d.db, "SELECT COUNT(*) FROM event_items WHERE attempts = 1") != 1 &&
 	       clock_mono_ms() < deadline)
 		usleep(20000);
-	/* the host is braked for the Retry-After: only the first was tried */
+	/* Posted only once the first failed: the host is braked for the Retry-After, so this one
+	 * stays untried (posted together, parallel forwarders could start both). */
+	post_ok(f, "{\"integrationKey\":\"ik3\",\"eventType\":\"ALERT\",\"summary\":\"b\"}");
+	usleep(300 * 1000);
 	assert_int_equal(db_query_int(f->d.db, "SELECT COUNT(*) FROM event_items WHERE attempts = 1"), 1);
+	assert_int_equal(db_query_int(f->d.db, "SELECT COUNT(*) FROM event_items WHERE attempts = 0"), 1);
 	assert_int_equal(metric_value(f, "ilagent_queue_rows{kind=\"event\"}"), 2);
 	assert_int_equal(metric_value(f, "ilagent_queue_retrying_rows"), 1);
 	assert_int_equal(metric_value(f, "ilagent_dead_letter_rows"), 1);
