@@ -1,12 +1,15 @@
 /* bench-bare-httpd: the ingest baseline. The same libmicrohttpd setup the daemon can use at
  * best (epoll internal thread, a pool of 2) that reads each POST body completely and answers
  * 202 "{}" without parsing or storing anything. ilagent's intake throughput is reported as
- * a ratio to this server's, measured in the same run. */
+ * a ratio to this server's, measured in the same run. With --suspend each request is
+ * suspended and answered after another thread resumed it, in batches, as the daemon does
+ * after its commit: the difference to the plain mode is the price of that hand-off alone. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -15,20 +18,83 @@
 #include <string.h>
 
 static const char usage_text[] =
-	"Usage: bench-bare-httpd [--port N] [--threads N]\n"
+	"Usage: bench-bare-httpd [--port N] [--threads N] [--suspend]\n"
 	"\n"
 	"Answers every request with 202 {} after reading its body; nothing is parsed or\n"
 	"stored. Prints 'listening on http://127.0.0.1:PORT' and serves until SIGINT/SIGTERM.\n"
 	"\n"
 	"  --port N      port on 127.0.0.1 (default 0: any free port)\n"
 	"  --bind ADDR   IPv4 address (default 127.0.0.1)\n"
-	"  --threads N   server threads (default 2)\n";
+	"  --threads N   server threads (default 2)\n"
+	"  --suspend     suspend every request and answer it after a second thread resumed\n"
+	"                it (in batches), like the daemon after its commit\n";
 
 static const char reply_body[] = "{}";
 
 /* A non-NULL per-request marker so the body chunks of a request can be told from its
- * header callback. */
+ * header callback (plain mode). */
 static int request_seen;
+
+/* --suspend: requests whose body is complete wait here for the resumer thread. */
+struct waiting {
+	struct MHD_Connection *conn;
+	bool resumed;
+	struct waiting *next;
+};
+static bool suspend_mode;
+static pthread_mutex_t waiting_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t waiting_cond = PTHREAD_COND_INITIALIZER;
+static struct waiting *waiting_head;
+
+static void *resumer_main(void *arg)
+{
+	(void)arg;
+	for (;;) {
+		pthread_mutex_lock(&waiting_lock);
+		while (!waiting_head)
+			pthread_cond_wait(&waiting_cond, &waiting_lock);
+		struct waiting *batch = waiting_head;
+		waiting_head = NULL;
+		pthread_mutex_unlock(&waiting_lock);
+		while (batch) {
+			struct waiting *w = batch;
+			batch = w->next;
+			w->resumed = true;
+			MHD_resume_connection(w->conn);
+		}
+	}
+	return NULL;
+}
+
+static enum MHD_Result handle_suspended(struct MHD_Connection *conn, struct MHD_Response *reply,
+					size_t *upload_data_size, void **req_cls)
+{
+	struct waiting *w = *req_cls;
+	if (!w) {
+		w = calloc(1, sizeof(*w));
+		if (!w)
+			return MHD_NO;
+		w->conn = conn;
+		*req_cls = w;
+		return MHD_YES;
+	}
+	if (*upload_data_size > 0) {
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+	if (w->resumed) {
+		free(w);
+		*req_cls = NULL;
+		return MHD_queue_response(conn, MHD_HTTP_ACCEPTED, reply);
+	}
+	MHD_suspend_connection(conn);
+	pthread_mutex_lock(&waiting_lock);
+	w->next = waiting_head;
+	waiting_head = w;
+	pthread_cond_signal(&waiting_cond);
+	pthread_mutex_unlock(&waiting_lock);
+	return MHD_YES;
+}
 
 static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char *url,
 			      const char *method, const char *version, const char *upload_data,
@@ -39,6 +105,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 	(void)method;
 	(void)version;
 	(void)upload_data;
+	if (suspend_mode)
+		return handle_suspended(conn, reply, upload_data_size, req_cls);
 	if (*req_cls == NULL) {
 		*req_cls = &request_seen;
 		return MHD_YES;
@@ -63,11 +131,12 @@ static bool parse_int(const char *text, int min, int max, int *out)
 
 int main(int argc, char **argv)
 {
-	enum { OPT_PORT = 1, OPT_BIND, OPT_THREADS, OPT_HELP };
+	enum { OPT_PORT = 1, OPT_BIND, OPT_THREADS, OPT_SUSPEND, OPT_HELP };
 	static const struct option longopts[] = {
 		{ "port", required_argument, NULL, OPT_PORT },
 		{ "bind", required_argument, NULL, OPT_BIND },
 		{ "threads", required_argument, NULL, OPT_THREADS },
+		{ "suspend", no_argument, NULL, OPT_SUSPEND },
 		{ "help", no_argument, NULL, OPT_HELP },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -80,6 +149,10 @@ int main(int argc, char **argv)
 			continue;
 		if (c == OPT_THREADS && parse_int(optarg, 1, 64, &threads))
 			continue;
+		if (c == OPT_SUSPEND) {
+			suspend_mode = true;
+			continue;
+		}
 		if (c == OPT_BIND) {
 			bind = optarg;
 			continue;
@@ -118,8 +191,16 @@ int main(int argc, char **argv)
 		return 1;
 	MHD_add_response_header(reply, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
 	/* The daemon's limits (SPEC §23): 512 connections, 15 s idle timeout. */
+	unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_TURBO;
+	if (suspend_mode) {
+		flags |= MHD_ALLOW_SUSPEND_RESUME;
+		pthread_t resumer;
+		if (pthread_create(&resumer, NULL, resumer_main, NULL) != 0)
+			return 1;
+		pthread_detach(resumer);
+	}
 	struct MHD_Daemon *d = MHD_start_daemon(
-		MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_TURBO, (uint16_t)port, NULL, NULL, handle,
+		flags, (uint16_t)port, NULL, NULL, handle,
 		reply, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr, MHD_OPTION_THREAD_POOL_SIZE,
 		(unsigned int)threads, MHD_OPTION_CONNECTION_LIMIT, (unsigned int)512,
 		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)15, MHD_OPTION_LISTEN_BACKLOG_SIZE,
