@@ -53,6 +53,8 @@ static void test_event_delivered(void **state)
 	struct daemon_fixture *f = *state;
 	const char *const extra[] = { "--dedup_window", "0", NULL };
 	assert_true(daemon_start(&f->d, f->dir, fake_ilert_url(f->fake), true, extra, api_env));
+	proc_bg_signal(f->d.proc, SIGHUP); /* ignored: the daemon keeps serving */
+	usleep(200000);
 	struct http_reply r;
 	http_post_json(f->d.base, "/api/events",
 		       "{\"apiKey\":\"il1api123\",\"eventType\":\"ALERT\",\"summary\":\"Disk full\","
@@ -160,6 +162,33 @@ static void test_dead_letters(void **state)
 	char *log = daemon_log(&f->d);
 	assert_non_null(strstr(log, "to dead letters after 1 attempt(s): permanent"));
 	assert_non_null(strstr(log, "to dead letters after 2 attempt(s): exhausted"));
+	free(log);
+}
+
+/* --max_dead bounds the dead letters: the oldest rows go, counted and logged at warn. */
+static void test_dead_letters_bounded(void **state)
+{
+	struct daemon_fixture *f = *state;
+	struct fake_reply bad = { .status = 400, .body = "{}" };
+	fake_ilert_set_default(f->fake, &bad);
+	const char *const extra[] = { "--max_dead", "2", "--dedup_window", "0", NULL };
+	assert_true(daemon_start(&f->d, f->dir, fake_ilert_url(f->fake), true, extra, NULL));
+	for (int i = 1; i <= 4; i++) {
+		char body[128];
+		snprintf(body, sizeof(body),
+			 "{\"integrationKey\":\"ik\",\"eventType\":\"ALERT\",\"summary\":\"s%d\"}", i);
+		post_ok(f, body);
+	}
+	assert_true(wait_queued(f, 0, 10000));
+	assert_int_equal(fake_ilert_count(f->fake), 4);
+	assert_int_equal(db_query_int(f->d.db, "SELECT COUNT(*) FROM dead_letters"), 2);
+	assert_int_equal(db_query_int(f->d.db, "SELECT COUNT(*) FROM dead_letters WHERE summary IN ('s3','s4')"), 2);
+	assert_int_equal(daemon_stop(&f->d, SIGTERM, 15000), 0);
+	char *log = daemon_log(&f->d);
+	/* One line per transaction that evicted: outcomes committed together evict together. */
+	const char *line = strstr(log, "WARN store: evicted ");
+	assert_non_null(line);
+	assert_non_null(strstr(line, " oldest dead letter(s) beyond --max_dead 2"));
 	free(log);
 }
 
@@ -367,6 +396,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_event_delivered, daemon_fixture_setup, daemon_fixture_teardown),
 		cmocka_unit_test_setup_teardown(test_order_kept_through_failures, daemon_fixture_setup, daemon_fixture_teardown),
 		cmocka_unit_test_setup_teardown(test_dead_letters, daemon_fixture_setup, daemon_fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_dead_letters_bounded, daemon_fixture_setup, daemon_fixture_teardown),
 		cmocka_unit_test_setup_teardown(test_shutdown_waits_for_in_flight, daemon_fixture_setup, daemon_fixture_teardown),
 		cmocka_unit_test_setup_teardown(test_second_signal_abandons, daemon_fixture_setup, daemon_fixture_teardown),
 		cmocka_unit_test_setup_teardown(test_drain_mode_empty_queue_exits, daemon_fixture_setup, daemon_fixture_teardown),
