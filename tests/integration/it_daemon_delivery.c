@@ -334,25 +334,10 @@ static void test_missing_consumer_reported(void **state)
 	free(log);
 }
 
-/* The value of one metric line ("name{labels} value") in the /metrics text, -1 when absent. */
+/* The value of one metric sample of the running daemon, -1 when absent. */
 static long long metric_value(const struct daemon_fixture *f, const char *series)
 {
-	char url[128];
-	snprintf(url, sizeof(url), "%s/metrics", f->d.base);
-	struct http_reply r;
-	http_request("GET", url, NULL, NULL, 0, NULL, 5000, &r);
-	long long v = -1;
-	size_t n = strlen(series);
-	for (const char *line = r.body; line && *line;) {
-		if (strncmp(line, series, n) == 0 && line[n] == ' ') {
-			v = atoll(line + n + 1);
-			break;
-		}
-		line = strchr(line, '\n');
-		line = line ? line + 1 : NULL;
-	}
-	http_reply_free(&r);
-	return v;
+	return (long long)daemon_metric(f->d.base, series);
 }
 
 /* §19: queue gauges follow commits and outcomes at once; the 10 s recount from the database

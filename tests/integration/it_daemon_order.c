@@ -10,7 +10,6 @@
 #include <cmocka.h>
 
 #include <signal.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,13 +69,7 @@ static void add_heartbeat(struct store *st, const char *key, int64_t accepted_at
 /* Plain SQL on the file, safe while the daemon runs (waits for its write lock). */
 static void raw_exec(const char *path, const char *sql)
 {
-	sqlite3 *db;
-	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-	sqlite3_busy_timeout(db, 10000);
-	char *err = NULL;
-	if (sqlite3_exec(db, sql, NULL, NULL, &err) != SQLITE_OK)
-		fail_msg("%s: %s", sql, err ? err : "?");
-	sqlite3_close(db);
+	assert_int_equal(db_exec(path, sql), 0);
 }
 
 static void raw_execf(const char *path, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -182,20 +175,6 @@ static int check_per_key_order(struct fake_ilert *fake, int keys, int per_key, i
 	free(next);
 	free(seen_free);
 	return total;
-}
-
-/* The value of one sample line ("name{labels} value") in a /metrics text, -1 if absent. */
-static double metric_value(const char *text, const char *sample)
-{
-	size_t n = strlen(sample);
-	for (const char *line = text; line && *line;) {
-		if (strncmp(line, sample, n) == 0 && line[n] == ' ')
-			return atof(line + n + 1);
-		line = strchr(line, '\n');
-		if (line)
-			line++;
-	}
-	return -1;
 }
 
 static bool wait_fake_count(struct fake_ilert *fake, int n, int timeout_ms)
@@ -579,8 +558,8 @@ static void test_heartbeat_items(void **state)
 	struct http_reply m;
 	assert_int_equal(http_request("GET", url, NULL, NULL, 0, NULL, 5000, &m), 0);
 	assert_int_equal(m.status, 200);
-	assert_true(metric_value(m.body, "ilagent_heartbeats_expired_total{source=\"mqtt\"}") == 3);
-	assert_true(metric_value(m.body, "ilagent_forwarded_total{source=\"mqtt\",kind=\"heartbeat\"}") == 2);
+	assert_true(metrics_sample(m.body, "ilagent_heartbeats_expired_total{source=\"mqtt\"}") == 3);
+	assert_true(metrics_sample(m.body, "ilagent_forwarded_total{source=\"mqtt\",kind=\"heartbeat\"}") == 2);
 	http_reply_free(&m);
 	assert_int_equal(daemon_stop(&f->d, SIGTERM, 15000), 0);
 	char *log = daemon_log(&f->d);
@@ -595,21 +574,7 @@ static void test_legacy_file_drained(void **state)
 {
 	struct daemon_fixture *f = *state;
 	raw_exec(f->db,
-		 "CREATE TABLE IF NOT EXISTS ilagent (key TEXT PRIMARY KEY, val TEXT NOT NULL, "
-		 "created_at TEXT NOT NULL);"
-		 "CREATE TABLE event_items (id TEXT PRIMARY KEY, api_key TEXT NOT NULL, event_type "
-		 "TEXT NOT NULL, incident_key TEXT NULL, summary TEXT NOT NULL, created_at TEXT NOT "
-		 "NULL, priority TEXT NULL, images TEXT NULL, links TEXT NULL, custom_details TEXT "
-		 "NULL, details TEXT NULL);"
-		 "ALTER TABLE event_items RENAME COLUMN incident_key TO alert_key;"
-		 "ALTER TABLE event_items ADD COLUMN inserted_at DATETIME DEFAULT(STRFTIME('%Y-%m-%d "
-		 "%H:%M:%f', 'NOW'));"
-		 "ALTER TABLE event_items ADD COLUMN event_api_path TEXT NULL;"
-		 "ALTER TABLE event_items RENAME COLUMN api_key TO integration_key;"
-		 "CREATE TABLE mqtt_queue (id TEXT PRIMARY KEY, topic TEXT NOT NULL, payload TEXT NOT "
-		 "NULL, inserted_at DATETIME DEFAULT(STRFTIME('%Y-%m-%d %H:%M:%f', 'NOW')));"
-		 "INSERT INTO ilagent VALUES ('mig_1', '1', 'x'), ('mig_2', '1', 'x'), "
-		 "('mig_3', '1', 'x'), ('mig_4', '1', 'x'), ('mig_5', '1', 'x');"
+		 LEGACY_090_SCHEMA_SQL
 		 "INSERT INTO event_items (id, integration_key, event_type, alert_key, summary, "
 		 "created_at, priority, images, links, custom_details, details, inserted_at, "
 		 "event_api_path) VALUES "

@@ -10,7 +10,6 @@
 #include <cmocka.h>
 
 #include <signal.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,34 +26,14 @@ static const char *const env_api[] = { "ILERT_API_KEY=apikey-0123456789abcdef", 
 
 static void raw_exec(const char *path, const char *sql)
 {
-	sqlite3 *db;
-	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-	sqlite3_busy_timeout(db, 10000);
-	char *err = NULL;
-	if (sqlite3_exec(db, sql, NULL, NULL, &err) != SQLITE_OK)
-		fail_msg("%s: %s", sql, err ? err : "?");
-	sqlite3_close(db);
+	assert_int_equal(db_exec(path, sql), 0);
 }
 
 /* The tables as ilagent 0.9.0 left them (mig_1 … mig_5 applied), without rows. */
 static void create_090_file(const char *path)
 {
 	raw_exec(path,
-		 "CREATE TABLE IF NOT EXISTS ilagent (key TEXT PRIMARY KEY, val TEXT NOT NULL, "
-		 "created_at TEXT NOT NULL);"
-		 "CREATE TABLE event_items (id TEXT PRIMARY KEY, api_key TEXT NOT NULL, event_type "
-		 "TEXT NOT NULL, incident_key TEXT NULL, summary TEXT NOT NULL, created_at TEXT NOT "
-		 "NULL, priority TEXT NULL, images TEXT NULL, links TEXT NULL, custom_details TEXT "
-		 "NULL, details TEXT NULL);"
-		 "ALTER TABLE event_items RENAME COLUMN incident_key TO alert_key;"
-		 "ALTER TABLE event_items ADD COLUMN inserted_at DATETIME DEFAULT(STRFTIME('%Y-%m-%d "
-		 "%H:%M:%f', 'NOW'));"
-		 "ALTER TABLE event_items ADD COLUMN event_api_path TEXT NULL;"
-		 "ALTER TABLE event_items RENAME COLUMN api_key TO integration_key;"
-		 "CREATE TABLE mqtt_queue (id TEXT PRIMARY KEY, topic TEXT NOT NULL, payload TEXT NOT "
-		 "NULL, inserted_at DATETIME DEFAULT(STRFTIME('%Y-%m-%d %H:%M:%f', 'NOW')));"
-		 "INSERT INTO ilagent VALUES ('mig_1', '1', 'x'), ('mig_2', '1', 'x'), "
-		 "('mig_3', '1', 'x'), ('mig_4', '1', 'x'), ('mig_5', '1', 'x');");
+		 LEGACY_090_SCHEMA_SQL);
 }
 
 /* One event row of the 0.9.0 queue and the buffered messages of every kind. The bulk rows
@@ -96,19 +75,6 @@ static char *queue_stats(const struct daemon_fixture *f)
 	char *out = strdup(r.out);
 	proc_result_free(&r);
 	return out;
-}
-
-static double metric_value(const char *text, const char *sample)
-{
-	size_t n = strlen(sample);
-	for (const char *line = text; line && *line;) {
-		if (strncmp(line, sample, n) == 0 && line[n] == ' ')
-			return atof(line + n + 1);
-		line = strchr(line, '\n');
-		if (line)
-			line++;
-	}
-	return -1;
 }
 
 static char *summary_of(const struct fake_request *req)
@@ -223,13 +189,13 @@ static void test_kept_without_topics_then_converted(void **state)
 	snprintf(url, sizeof(url), "%s/metrics", f->d.base);
 	struct http_reply m;
 	assert_int_equal(http_request("GET", url, NULL, NULL, 0, NULL, 5000, &m), 0);
-	assert_true(metric_value(m.body, "ilagent_committed_total{source=\"mqtt\",kind=\"event\"}") == 2 + BULK);
-	assert_true(metric_value(m.body, "ilagent_committed_total{source=\"mqtt\",kind=\"heartbeat\"}") == 1);
-	assert_true(metric_value(m.body, "ilagent_committed_total{source=\"mqtt\",kind=\"policy\"}") == 1);
-	assert_true(metric_value(m.body, "ilagent_deduplicated_total{source=\"mqtt\"}") == 1);
-	assert_true(metric_value(m.body, "ilagent_rejected_total{source=\"mqtt\",reason=\"invalid\"}") == 2);
-	assert_true(metric_value(m.body, "ilagent_heartbeats_expired_total{source=\"mqtt\"}") == 1);
-	assert_true(metric_value(m.body, "ilagent_legacy_mqtt_queue_rows") == 1);
+	assert_true(metrics_sample(m.body, "ilagent_committed_total{source=\"mqtt\",kind=\"event\"}") == 2 + BULK);
+	assert_true(metrics_sample(m.body, "ilagent_committed_total{source=\"mqtt\",kind=\"heartbeat\"}") == 1);
+	assert_true(metrics_sample(m.body, "ilagent_committed_total{source=\"mqtt\",kind=\"policy\"}") == 1);
+	assert_true(metrics_sample(m.body, "ilagent_deduplicated_total{source=\"mqtt\"}") == 1);
+	assert_true(metrics_sample(m.body, "ilagent_rejected_total{source=\"mqtt\",reason=\"invalid\"}") == 2);
+	assert_true(metrics_sample(m.body, "ilagent_heartbeats_expired_total{source=\"mqtt\"}") == 1);
+	assert_true(metrics_sample(m.body, "ilagent_legacy_mqtt_queue_rows") == 1);
 	http_reply_free(&m);
 	assert_int_equal(daemon_stop(&f->d, SIGTERM, 15000), 0);
 

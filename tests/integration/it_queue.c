@@ -9,7 +9,6 @@
 
 #include "daemon_harness.h"
 
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -134,15 +133,7 @@ static struct store *store_new(const char *path)
 
 static void raw_exec(const char *path, const char *sql)
 {
-	sqlite3 *db = NULL;
-	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
-					 NULL),
-			 SQLITE_OK);
-	char *err = NULL;
-	assert_int_equal(sqlite3_exec(db, "PRAGMA synchronous=OFF", NULL, NULL, NULL), SQLITE_OK);
-	if (sqlite3_exec(db, sql, NULL, NULL, &err) != SQLITE_OK)
-		fail_msg("SQL failed: %s", err);
-	sqlite3_close(db);
+	assert_int_equal(db_exec(path, sql), 0);
 }
 
 /* Every row of a query as "a|b\n" lines; caller frees. */
@@ -526,21 +517,7 @@ static void test_file_of_090_survives(void **state)
 {
 	struct fixture *f = *state;
 	raw_exec(f->path,
-		 "CREATE TABLE IF NOT EXISTS ilagent (key TEXT PRIMARY KEY, val TEXT NOT NULL, "
-		 "created_at TEXT NOT NULL);"
-		 "CREATE TABLE event_items (id TEXT PRIMARY KEY, api_key TEXT NOT NULL, event_type "
-		 "TEXT NOT NULL, incident_key TEXT NULL, summary TEXT NOT NULL, created_at TEXT NOT "
-		 "NULL, priority TEXT NULL, images TEXT NULL, links TEXT NULL, custom_details TEXT "
-		 "NULL, details TEXT NULL);"
-		 "ALTER TABLE event_items RENAME COLUMN incident_key TO alert_key;"
-		 "ALTER TABLE event_items ADD COLUMN inserted_at DATETIME DEFAULT(STRFTIME('%Y-%m-%d "
-		 "%H:%M:%f', 'NOW'));"
-		 "ALTER TABLE event_items ADD COLUMN event_api_path TEXT NULL;"
-		 "ALTER TABLE event_items RENAME COLUMN api_key TO integration_key;"
-		 "CREATE TABLE mqtt_queue (id TEXT PRIMARY KEY, topic TEXT NOT NULL, payload TEXT NOT "
-		 "NULL, inserted_at DATETIME DEFAULT(STRFTIME('%Y-%m-%d %H:%M:%f', 'NOW')));"
-		 "INSERT INTO ilagent VALUES ('mig_1', '1', 'x'), ('mig_2', '1', 'x'), "
-		 "('mig_3', '1', 'x'), ('mig_4', '1', 'x'), ('mig_5', '1', 'x');"
+		 LEGACY_090_SCHEMA_SQL
 		 "INSERT INTO event_items (id, integration_key, event_type, alert_key, summary, "
 		 "created_at, priority, images, links, custom_details, details, inserted_at, "
 		 "event_api_path) VALUES "

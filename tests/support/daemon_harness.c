@@ -247,6 +247,49 @@ long long db_query_int(const char *db_path, const char *sql)
 	return v;
 }
 
+int db_exec(const char *db_path, const char *sql)
+{
+	sqlite3 *db = NULL;
+	char *err = NULL;
+	int rc = sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+	if (rc == SQLITE_OK) {
+		sqlite3_busy_timeout(db, 10000);
+		rc = sqlite3_exec(db, "PRAGMA synchronous=OFF", NULL, NULL, &err);
+	}
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(db, sql, NULL, NULL, &err);
+	if (rc != SQLITE_OK)
+		fprintf(stderr, "SQL failed on %s: %s\n%s\n", db_path, err ? err : sqlite3_errmsg(db),
+			sql);
+	sqlite3_free(err);
+	sqlite3_close(db);
+	return rc == SQLITE_OK ? 0 : -1;
+}
+
+double metrics_sample(const char *metrics_text, const char *sample)
+{
+	size_t n = strlen(sample);
+	for (const char *line = metrics_text; line && *line;) {
+		if (strncmp(line, sample, n) == 0 && line[n] == ' ')
+			return atof(line + n + 1);
+		line = strchr(line, '\n');
+		if (line)
+			line++;
+	}
+	return -1;
+}
+
+double daemon_metric(const char *base, const char *sample)
+{
+	char url[256];
+	snprintf(url, sizeof(url), "%s/metrics", base);
+	struct http_reply r;
+	http_request("GET", url, NULL, NULL, 0, NULL, 5000, &r);
+	double v = r.status == 200 ? metrics_sample(r.body, sample) : -1;
+	http_reply_free(&r);
+	return v;
+}
+
 char *db_query_rows(const char *db_path, const char *sql)
 {
 	sqlite3 *db = NULL;

@@ -69,4 +69,33 @@ char *db_query_rows(const char *db_path, const char *sql);
 /* Runs a SQL query returning one integer on the queue file (read-only connection); -1 on error. */
 long long db_query_int(const char *db_path, const char *sql);
 
+/* Runs SQL statements on a file (created when missing) through its own connection, with a
+ * 10 s busy timeout and synchronous=OFF (a test's own writes need no durability). 0 on
+ * success; otherwise prints the SQLite error and the SQL to stderr and returns -1. */
+int db_exec(const char *db_path, const char *sql);
+
+/* The tables as ilagent 0.9.0 left them (mig_1 … mig_5 of SPEC §16.3 applied, bookkeeping
+ * rows included), without queued rows. A string literal, so a test can append its INSERTs. */
+#define LEGACY_090_SCHEMA_SQL \
+	"CREATE TABLE IF NOT EXISTS ilagent (key TEXT PRIMARY KEY, val TEXT NOT NULL, " \
+	"created_at TEXT NOT NULL);" \
+	"CREATE TABLE event_items (id TEXT PRIMARY KEY, api_key TEXT NOT NULL, event_type " \
+	"TEXT NOT NULL, incident_key TEXT NULL, summary TEXT NOT NULL, created_at TEXT NOT " \
+	"NULL, priority TEXT NULL, images TEXT NULL, links TEXT NULL, custom_details TEXT " \
+	"NULL, details TEXT NULL);" \
+	"ALTER TABLE event_items RENAME COLUMN incident_key TO alert_key;" \
+	"ALTER TABLE event_items ADD COLUMN inserted_at DATETIME DEFAULT(STRFTIME('%Y-%m-%d " \
+	"%H:%M:%f', 'NOW'));" \
+	"ALTER TABLE event_items ADD COLUMN event_api_path TEXT NULL;" \
+	"ALTER TABLE event_items RENAME COLUMN api_key TO integration_key;" \
+	"CREATE TABLE mqtt_queue (id TEXT PRIMARY KEY, topic TEXT NOT NULL, payload TEXT NOT " \
+	"NULL, inserted_at DATETIME DEFAULT(STRFTIME('%Y-%m-%d %H:%M:%f', 'NOW')));" \
+	"INSERT INTO ilagent VALUES ('mig_1', '1', 'x'), ('mig_2', '1', 'x'), " \
+	"('mig_3', '1', 'x'), ('mig_4', '1', 'x'), ('mig_5', '1', 'x');"
+
+/* The value of one sample line ("name{labels} value") in a /metrics text; -1 when absent. */
+double metrics_sample(const char *metrics_text, const char *sample);
+/* GET <base>/metrics and the value of one sample in it; -1 when absent or unreachable. */
+double daemon_metric(const char *base, const char *sample);
+
 #endif

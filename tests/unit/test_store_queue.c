@@ -79,13 +79,7 @@ static void assert_query(const char *path, const char *sql, const char *expected
 
 static void raw_exec(const char *path, const char *sql)
 {
-	sqlite3 *db = NULL;
-	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
-	char *err = NULL;
-	assert_int_equal(sqlite3_exec(db, "PRAGMA synchronous=OFF", NULL, NULL, NULL), SQLITE_OK);
-	if (sqlite3_exec(db, sql, NULL, NULL, &err) != SQLITE_OK)
-		fail_msg("SQL failed: %s", err);
-	sqlite3_close(db);
+	assert_int_equal(db_exec(path, sql), 0);
 }
 
 static bool is_uuid_v4(const char *s)
