@@ -2,6 +2,7 @@
  * ilert requests (SPEC §6.4) to one URL as fast as possible over P concurrent keep-alive
  * transfers of one libcurl multi loop, with no queue behind it. ilagent draining the same
  * number of queued rows into the same sink is reported as a ratio to this. */
+#include "args.h"
 #include "body.h"
 
 #include "core/clock.h"
@@ -39,19 +40,6 @@ static size_t discard_body(char *data, size_t size, size_t nmemb, void *user)
 	(void)data;
 	(void)user;
 	return size * nmemb;
-}
-
-static bool parse_u64(const char *text, uint64_t min, uint64_t max, uint64_t *out)
-{
-	char *end = NULL;
-	errno = 0;
-	if (*text == '-')
-		return false;
-	unsigned long long v = strtoull(text, &end, 10);
-	if (errno || end == text || *end || v < min || v > max)
-		return false;
-	*out = v;
-	return true;
 }
 
 struct client {
@@ -194,11 +182,11 @@ int main(int argc, char **argv)
 	while ((opt = getopt_long(argc, argv, ":", longopts, NULL)) != -1) {
 		if (opt == OPT_URL) {
 			c.url = optarg;
-		} else if (opt == OPT_BODIES && parse_u64(optarg, 1, UINT64_MAX / 2, &v)) {
+		} else if (opt == OPT_BODIES && bench_parse_u64(optarg, 1, UINT64_MAX / 2, &v)) {
 			c.bodies = v;
-		} else if (opt == OPT_PARALLEL && parse_u64(optarg, 1, 1024, &v)) {
+		} else if (opt == OPT_PARALLEL && bench_parse_u64(optarg, 1, 1024, &v)) {
 			c.parallel = (int)v;
-		} else if (opt == OPT_SIZE && parse_u64(optarg, 1, 1 << 24, &v)) {
+		} else if (opt == OPT_SIZE && bench_parse_u64(optarg, 1, 1 << 24, &v)) {
 			size = v;
 		} else if (opt == OPT_JSON) {
 			json = true;

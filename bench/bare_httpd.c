@@ -4,8 +4,9 @@
  * a ratio to this server's, measured in the same run. With --suspend each request is
  * suspended and answered after another thread resumed it, in batches, as the daemon does
  * after its commit: the difference to the plain mode is the price of that hand-off alone. */
+#include "args.h"
+
 #include <arpa/inet.h>
-#include <errno.h>
 #include <getopt.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
@@ -118,17 +119,6 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 	return MHD_queue_response(conn, MHD_HTTP_ACCEPTED, reply);
 }
 
-static bool parse_int(const char *text, int min, int max, int *out)
-{
-	char *end = NULL;
-	errno = 0;
-	long v = strtol(text, &end, 10);
-	if (errno || end == text || *end || v < min || v > max)
-		return false;
-	*out = (int)v;
-	return true;
-}
-
 int main(int argc, char **argv)
 {
 	enum { OPT_PORT = 1, OPT_BIND, OPT_THREADS, OPT_SUSPEND, OPT_HELP };
@@ -141,14 +131,19 @@ int main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	int port = 0, threads = 2;
+	uint64_t v;
 	const char *bind = "127.0.0.1";
 	opterr = 0;
 	int c;
 	while ((c = getopt_long(argc, argv, ":", longopts, NULL)) != -1) {
-		if (c == OPT_PORT && parse_int(optarg, 0, 65535, &port))
+		if (c == OPT_PORT && bench_parse_u64(optarg, 0, 65535, &v)) {
+			port = (int)v;
 			continue;
-		if (c == OPT_THREADS && parse_int(optarg, 1, 64, &threads))
+		}
+		if (c == OPT_THREADS && bench_parse_u64(optarg, 1, 64, &v)) {
+			threads = (int)v;
 			continue;
+		}
 		if (c == OPT_SUSPEND) {
 			suspend_mode = true;
 			continue;

@@ -1,6 +1,7 @@
 /* bench-fill-queue: writes N queued events into an ilagent queue file through the store
  * API, as the HTTP intake would have stored them (distinct alertKeys, ~400-byte events), so
  * the delivery benchmark can time a daemon draining a known backlog. */
+#include "args.h"
 #include "body.h"
 
 #include "core/clock.h"
@@ -22,19 +23,6 @@ static const char usage_text[] =
 	"\n"
 	"Appends N events (HTTP source, distinct alertKeys unless --no-keys) to the ilagent\n"
 	"queue FILE, creating it if needed. The file must not be in use by a daemon.\n";
-
-static bool parse_u64(const char *text, uint64_t *out)
-{
-	char *end = NULL;
-	errno = 0;
-	if (*text == '-')
-		return false;
-	unsigned long long v = strtoull(text, &end, 10);
-	if (errno || end == text || *end)
-		return false;
-	*out = v;
-	return true;
-}
 
 static int insert_one(struct store *st, const struct body_gen *gen, uint64_t n, int64_t now)
 {
@@ -97,11 +85,11 @@ int main(int argc, char **argv)
 		} else if (strcmp(argv[i], "--no-keys") == 0) {
 			keys = BODY_KEYS_NONE;
 		} else if (strcmp(argv[i], "--size") == 0 && i + 1 < argc &&
-			   parse_u64(argv[i + 1], &size) && size > 0) {
+			   bench_parse_u64(argv[i + 1], 1, UINT64_MAX, &size)) {
 			i++;
 		} else if (!path && argv[i][0] != '-') {
 			path = argv[i];
-		} else if (!have_rows && parse_u64(argv[i], &rows)) {
+		} else if (!have_rows && bench_parse_u64(argv[i], 0, UINT64_MAX, &rows)) {
 			have_rows = true;
 		} else {
 			fprintf(stderr, "bench-fill-queue: error: bad argument '%s'\n%s", argv[i],

@@ -4,6 +4,7 @@
  * request has an intended send time and its latency is measured from that instant, so a
  * stalled server is charged for the requests it kept from being sent (no coordinated
  * omission). */
+#include "args.h"
 #include "body.h"
 #include "hist.h"
 
@@ -120,30 +121,6 @@ static int usage_error(const char *fmt, const char *arg)
 	return 2;
 }
 
-static bool parse_u64(const char *text, uint64_t min, uint64_t max, uint64_t *out)
-{
-	char *end = NULL;
-	errno = 0;
-	if (*text == '-')
-		return false;
-	unsigned long long v = strtoull(text, &end, 10);
-	if (errno || end == text || *end || v < min || v > max)
-		return false;
-	*out = v;
-	return true;
-}
-
-static bool parse_pos_double(const char *text, double max, double *out)
-{
-	char *end = NULL;
-	errno = 0;
-	double v = strtod(text, &end);
-	if (errno || end == text || *end || !(v > 0.0) || v > max)
-		return false;
-	*out = v;
-	return true;
-}
-
 /* Returns -1 to continue, otherwise the exit code. */
 static int parse_args(int argc, char **argv, struct load_opts *o)
 {
@@ -189,25 +166,25 @@ static int parse_args(int argc, char **argv, struct load_opts *o)
 			o->url = optarg;
 			break;
 		case OPT_CONNECTIONS:
-			if (!parse_u64(optarg, 1, 10000, &v))
+			if (!bench_parse_u64(optarg, 1, 10000, &v))
 				return usage_error("invalid --connections '%s' (1-10000)", optarg);
 			o->connections = (int)v;
 			break;
 		case OPT_RATE:
-			if (!parse_pos_double(optarg, 1e7, &o->rate))
+			if (!bench_parse_pos_double(optarg, 1e7, &o->rate))
 				return usage_error("invalid --rate '%s' (> 0 requests per second)", optarg);
 			break;
 		case OPT_DURATION:
-			if (!parse_pos_double(optarg, 86400.0, &o->duration_s))
+			if (!bench_parse_pos_double(optarg, 86400.0, &o->duration_s))
 				return usage_error("invalid --duration '%s' (seconds > 0)", optarg);
 			o->duration_given = true;
 			break;
 		case OPT_REQUESTS:
-			if (!parse_u64(optarg, 1, UINT64_MAX / 2, &o->requests))
+			if (!bench_parse_u64(optarg, 1, UINT64_MAX / 2, &o->requests))
 				return usage_error("invalid --requests '%s' (>= 1)", optarg);
 			break;
 		case OPT_BATCH:
-			if (!parse_u64(optarg, 1, MAX_BATCH, &v))
+			if (!bench_parse_u64(optarg, 1, MAX_BATCH, &v))
 				return usage_error("invalid --batch '%s' (1-1000)", optarg);
 			o->batch = (int)v;
 			break;
@@ -215,13 +192,13 @@ static int parse_args(int argc, char **argv, struct load_opts *o)
 			distinct = true;
 			break;
 		case OPT_KEYS:
-			if (!parse_u64(optarg, 1, UINT32_MAX, &v))
+			if (!bench_parse_u64(optarg, 1, UINT32_MAX, &v))
 				return usage_error("invalid --keys '%s' (>= 1)", optarg);
 			o->key_count = (unsigned)v;
 			cycle = true;
 			break;
 		case OPT_SIZE:
-			if (!parse_u64(optarg, 1, 64 * 1024 * 1024, &v))
+			if (!bench_parse_u64(optarg, 1, 64 * 1024 * 1024, &v))
 				return usage_error("invalid --size '%s' (1-67108864)", optarg);
 			o->size = (size_t)v;
 			break;
@@ -232,7 +209,7 @@ static int parse_args(int argc, char **argv, struct load_opts *o)
 			o->integration_key = optarg;
 			break;
 		case OPT_TIMEOUT:
-			if (!parse_pos_double(optarg, 3600.0, &o->timeout_s))
+			if (!bench_parse_pos_double(optarg, 3600.0, &o->timeout_s))
 				return usage_error("invalid --timeout '%s' (seconds > 0)", optarg);
 			break;
 		case OPT_JSON:
